@@ -1,0 +1,25 @@
+"""Installs capuchin's packages, so the runners, the tests and Beam/Dataflow workers import the same code.
+
+Pinned versions live in constraints.txt: `pip install -c constraints.txt -e .[dev]` (see Makefile).
+"""
+
+import setuptools
+
+setuptools.setup(
+    name="capuchin",
+    version="0.1.0",
+    description="Finds and counts Capuchinbird calls in forest recordings (TFX + Beam).",
+    python_requires=">=3.10,<3.11",
+    packages=setuptools.find_packages(include=["model", "components", "pipeline", "runners"]),
+    install_requires=[
+        "tfx==1.16.0",
+        "tensorflow-io==0.37.0",
+        "dill==0.3.1.1",  # tfx_bsl imports it; Beam 2.74 no longer pulls it in
+        "kfp-pipeline-spec==0.2.2",  # enables KubeflowV2DagRunner without the full kfp
+        "soundfile",  # bundles libsndfile 1.2.2: wav, flac and mp3
+        "soxr",
+        "scipy",
+        "matplotlib",
+    ],
+    extras_require={"dev": ["pytest"]},
+)
