@@ -1,0 +1,124 @@
+"""components/audio.py: every format, rate and channel count → 16 kHz mono at the right pitch."""
+
+import os
+
+import numpy as np
+import pytest
+
+from components import audio
+from model import features
+from tests.helpers import dominant_frequency, tone, write_audio
+
+RATE = features.SAMPLE_RATE
+
+FORMATS = [
+    ("wav", 8_000, 1),
+    ("wav", 44_100, 2),
+    ("wav", 96_000, 1),
+    ("flac", 11_025, 1),
+    ("flac", 48_000, 6),
+    ("mp3", 22_050, 1),
+    ("mp3", 44_100, 2),
+    ("mp3", 48_000, 2),
+]
+
+
+@pytest.mark.parametrize("extension,rate,channels", FORMATS)
+def test_decodes_any_format_rate_and_channels_to_16k_mono_at_the_same_pitch(tmp_path, extension, rate, channels):
+    path = write_audio(str(tmp_path / f"tone.{extension}"), tone(1_000, 2.0, rate, channels), rate)
+
+    samples = audio.load_audio(path)
+
+    assert samples.dtype == np.float32 and samples.ndim == 1
+    # mp3 frames may add or drop a few ms at the edges; lossless formats are exact to the sample.
+    tolerance = 0.03 * RATE if extension == "mp3" else 1
+    assert abs(len(samples) - 2 * RATE) <= tolerance
+    assert dominant_frequency(samples, RATE) == pytest.approx(1_000, abs=2)
+    middle = samples[RATE // 2 : RATE + RATE // 2]
+    level_tolerance = 0.1 if extension == "mp3" else 0.02  # mp3 at 128 kbit/s loses ~0.5 dB here
+    assert np.sqrt(np.mean(middle**2)) == pytest.approx(0.5 / np.sqrt(2), rel=level_tolerance)
+
+
+def test_channels_are_averaged(tmp_path):
+    stereo = tone(1_000, 1.0, 44_100, channels=2, amplitude=0.8)
+    stereo[:, 1] = 0.0
+    samples = audio.load_audio(write_audio(str(tmp_path / "left_only.wav"), stereo, 44_100))
+    assert np.max(np.abs(samples[1000:-1000])) == pytest.approx(0.4, abs=0.01)
+
+
+def test_resampling_keeps_tones_below_nyquist_and_removes_those_above():
+    rate = 48_000
+    t = np.arange(rate) / rate
+    below, above = np.sin(2 * np.pi * 3_000 * t), np.sin(2 * np.pi * 11_000 * t)  # 11 kHz > 8 kHz Nyquist
+    out = audio.resample((below + above).astype(np.float32), rate, RATE)
+    spectrum = np.abs(np.fft.rfft(out[1000:-1000]))
+    freqs = np.fft.rfftfreq(len(out) - 2000, 1 / RATE)
+    assert len(out) == RATE
+    assert freqs[np.argmax(spectrum)] == pytest.approx(3_000, abs=2)
+    # No alias of 11 kHz (it would fold to 5 kHz) above -60 dB of the kept tone.
+    alias = spectrum[(freqs > 4_900) & (freqs < 5_100)].max()
+    assert alias < spectrum.max() * 1e-3
+
+
+def test_short_clips_are_zero_padded_at_the_front_by_default():
+    short = np.ones(10_000, dtype=np.float32)
+    clip = audio.fixed_length(short)
+    assert clip.shape == (features.CLIP_SAMPLES,)
+    assert np.all(clip[: features.CLIP_SAMPLES - 10_000] == 0) and np.all(clip[-10_000:] == 1)
+
+
+def test_padding_at_the_back_is_a_parameter():
+    clip = audio.fixed_length(np.ones(10_000, dtype=np.float32), pad=features.PAD_BACK)
+    assert np.all(clip[:10_000] == 1) and np.all(clip[10_000:] == 0)
+
+
+def test_long_clips_keep_their_first_three_seconds():
+    ramp = np.arange(100_000, dtype=np.float32)
+    clip = audio.fixed_length(ramp)
+    assert clip.shape == (features.CLIP_SAMPLES,) and clip[0] == 0 and clip[-1] == features.CLIP_SAMPLES - 1
+
+
+def test_load_clip_of_a_one_second_file_is_padded_not_an_error(tmp_path):
+    path = write_audio(str(tmp_path / "short.flac"), tone(500, 1.0, 44_100), 44_100)
+    clip = audio.load_clip(path)
+    assert clip.shape == (features.CLIP_SAMPLES,)
+    assert np.all(clip[: 2 * RATE - 10] == 0) and np.abs(clip[-RATE:]).max() > 0.4
+
+
+def test_unknown_padding_is_rejected():
+    with pytest.raises(ValueError, match="pad must be"):
+        audio.fixed_length(np.ones(10, dtype=np.float32), pad="middle")
+
+
+def _flac_bytes(tmp_path) -> bytes:
+    return open(write_audio(str(tmp_path / "good.flac"), tone(500, 1.0, 44_100), 44_100), "rb").read()
+
+
+@pytest.mark.parametrize(
+    "name,make_content,reason",
+    [
+        ("empty.wav", lambda tmp: b"", "empty file"),
+        ("text.mp3", lambda tmp: b"this is not audio\n" * 100, "not audio"),
+        ("text.wav", lambda tmp: b"RIFF but not really a wave file", "not audio"),
+        ("corrupt.flac", lambda tmp: _flac_bytes(tmp)[:300] + os.urandom(20_000), "corrupt"),
+        ("notes.txt", lambda tmp: b"field notes", "unsupported file type '.txt'"),
+    ],
+)
+def test_bad_files_raise_an_error_naming_the_file_and_the_reason(tmp_path, name, make_content, reason):
+    path = tmp_path / name
+    path.write_bytes(make_content(tmp_path))
+    with pytest.raises(audio.AudioLoadError) as raised:
+        audio.load_audio(str(path))
+    assert reason in raised.value.reason
+    assert str(path) in str(raised.value)
+
+
+def test_a_missing_file_is_unreadable(tmp_path):
+    with pytest.raises(audio.AudioLoadError, match="unreadable"):
+        audio.load_audio(str(tmp_path / "nowhere.wav"))
+
+
+def test_a_header_without_frames_is_empty(tmp_path):
+    path = write_audio(str(tmp_path / "header_only.wav"), np.zeros((0, 1), dtype=np.float32), 16_000)
+    with pytest.raises(audio.AudioLoadError, match="no audio frames"):
+        audio.load_audio(path)
