@@ -1,0 +1,338 @@
+"""Synthetic default data: call-like and non-call clips, and forest recordings with planted calls.
+
+Lets the whole project run, and be tested, on a machine without the real dataset. The output uses
+the real dataset's layout (see `components/dataset.py`) and is a pure function of the seed:
+
+    <root>/Parsed_Capuchinbird_Clips/synth-call-<g>-<n>.<ext>        call-like "moos"
+    <root>/Parsed_Not_Capuchinbird_Clips/synth-<kind>-<g>-<n>.<ext>  chirps, trills, rain, wind, silence
+    <root>/Forest Recordings/recording_<i>.mp3                       48 kHz stereo, 128 kbit/s
+    <root>/forest_truth.csv    recording,capuchin_calls
+    <root>/forest_calls.csv    recording,start_s,end_s (one row per planted call)
+
+Clips of one group share their parameters (pitch, noise colour, format), like clips cut from one
+xeno-canto recording, so a split by clip would leak just as it does on the real data.
+"""
+
+import csv
+import dataclasses
+import json
+import os
+from typing import Callable, Dict, List, Tuple
+
+import numpy as np
+import scipy.fft
+import soundfile as sf
+
+from components import dataset
+
+# Formats the clips are written in, one per group in turn, so every decoder and several
+# rates and channel counts are exercised: (extension, sample rate, channels).
+CLIP_FORMATS = (
+    ("wav", 44_100, 1),
+    ("flac", 48_000, 2),
+    ("wav", 22_050, 1),
+    ("mp3", 44_100, 2),
+    ("flac", 11_025, 1),
+)
+FOREST_RATE = 48_000
+FOREST_CHANNELS = 2
+# libsndfile's MP3 compression level that gives constant 128 kbit/s, like the real forest recordings.
+MP3_128K_LEVEL = 0.65
+NEGATIVE_KINDS = ("chirps", "trill", "rain", "wind", "silence")
+# Planted calls are at least this far apart (end to next start), so every call stays a separate event
+# for a counter that slides 3 s windows by 1.5 s.
+MIN_CALL_GAP_SECONDS = 4.0
+MANIFEST = "synthetic_manifest.json"
+TRUTH_CSV = "forest_truth.csv"
+CALLS_CSV = "forest_calls.csv"
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticSpec:
+    """How much to generate. The defaults make the default dataset of `runners/local_runner.py`."""
+
+    call_groups: int = 24
+    negative_groups_per_kind: int = 6
+    clips_per_group: int = 5
+    recordings: int = 6
+    recording_seconds: float = 180.0
+    max_calls_per_recording: int = 8
+    seed: int = 0
+
+
+# --- Sounds ------------------------------------------------------------------------------------
+# Each takes a random generator, a sample rate and returns float32 mono with peak about 1.
+
+
+def capuchin_call(rng: np.random.Generator, rate: int, base_f0: float, duration: float) -> np.ndarray:
+    """A low harmonic "moo": fundamental `base_f0` (300–900 Hz) rising then falling, with vibrato."""
+    t = np.arange(int(duration * rate)) / rate
+    contour = 1.0 + 0.25 * np.sin(np.pi * t / duration)  # rises by a quarter, then falls back
+    vibrato = 1.0 + 0.02 * np.sin(2 * np.pi * rng.uniform(5, 8) * t)
+    f0 = base_f0 * contour * vibrato
+    phase = 2 * np.pi * np.cumsum(f0) / rate
+    wave = np.zeros_like(t)
+    for harmonic in range(1, 7):
+        if harmonic * f0.max() < min(4_000, rate / 2):  # calls live below ~4 kHz
+            wave += np.sin(harmonic * phase + rng.uniform(0, 2 * np.pi)) / harmonic**1.2
+    return _normalise(wave * _envelope(len(t), rate, attack=0.1, release=0.25))
+
+
+def chirps(rng: np.random.Generator, rate: int, duration: float) -> np.ndarray:
+    """Fast high frequency sweeps (small songbirds): 30–80 ms each, 2.5–7 kHz."""
+    out = np.zeros(int(duration * rate))
+    position = rng.uniform(0, 0.2)
+    top = min(7_000, 0.45 * rate)
+    while position < duration - 0.1:
+        length = rng.uniform(0.03, 0.08)
+        t = np.arange(int(length * rate)) / rate
+        start_f, end_f = rng.uniform(0.4, 0.6) * top, rng.uniform(0.8, 1.0) * top
+        if rng.random() < 0.5:
+            start_f, end_f = end_f, start_f
+        freq = np.linspace(start_f, end_f, len(t))
+        chirp = np.sin(2 * np.pi * np.cumsum(freq) / rate) * np.hanning(len(t))
+        begin = int(position * rate)
+        out[begin : begin + len(chirp)] += chirp[: len(out) - begin]
+        position += length + rng.uniform(0.05, 0.3)
+    return _normalise(out)
+
+
+def insect_trill(rng: np.random.Generator, rate: int, duration: float) -> np.ndarray:
+    """A steady high carrier (4–7 kHz) pulsed 20–60 times a second (crickets, cicadas)."""
+    t = np.arange(int(duration * rate)) / rate
+    carrier = rng.uniform(4_000, 7_000) * min(1.0, 0.45 * rate / 7_000)
+    pulses = (np.sin(2 * np.pi * rng.uniform(20, 60) * t) > rng.uniform(-0.2, 0.4)).astype(float)
+    return _normalise(np.sin(2 * np.pi * carrier * t) * pulses)
+
+
+def rain(rng: np.random.Generator, rate: int, duration: float) -> np.ndarray:
+    """Broadband hiss with sparse drop clicks."""
+    n = int(duration * rate)
+    hiss = rng.normal(size=n) * 0.3
+    drops = (rng.random(n) < 40 / rate) * rng.normal(size=n) * 3.0
+    return _normalise(hiss + np.convolve(drops, np.exp(-np.arange(64) / 8.0), mode="same"))
+
+
+def wind(rng: np.random.Generator, rate: int, duration: float) -> np.ndarray:
+    """Low rumbling noise (red spectrum) with slow gusts: energy in the calls' own band."""
+    n = int(duration * rate)
+    gusts = 0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.2, 0.8) * np.arange(n) / rate + rng.uniform(0, 6))
+    return _normalise(coloured_noise(rng, n, exponent=2.0) * gusts)
+
+
+def silence(rng: np.random.Generator, rate: int, duration: float) -> np.ndarray:
+    """Near-silence: recorder self-noise about 70 dB below full scale."""
+    return (rng.normal(size=int(duration * rate)) * 3e-4).astype(np.float32)
+
+
+NEGATIVE_SOUNDS: Dict[str, Callable[[np.random.Generator, int, float], np.ndarray]] = {
+    "chirps": chirps,
+    "trill": insect_trill,
+    "rain": rain,
+    "wind": wind,
+    "silence": silence,
+}
+
+
+def coloured_noise(rng: np.random.Generator, n: int, exponent: float = 1.0) -> np.ndarray:
+    """Noise with power ∝ 1/f**exponent (1 = pink, 2 = red), unit RMS."""
+    padded = scipy.fft.next_fast_len(n, real=True)  # odd lengths make the FFT 10x slower
+    spectrum = scipy.fft.rfft(rng.normal(size=padded))
+    # Flat below 1/400 of the sample rate (~100 Hz at 44.1 kHz): no rumble far below any sound of interest.
+    frequencies = np.maximum(np.arange(len(spectrum), dtype=float), padded / 400)
+    noise = scipy.fft.irfft(spectrum / frequencies ** (exponent / 2), padded)[:n]
+    return (noise / (np.sqrt(np.mean(noise**2)) + 1e-12)).astype(np.float32)
+
+
+# --- Clips and recordings ----------------------------------------------------------------------
+
+
+def positive_clip(rng: np.random.Generator, rate: int, base_f0: float, noise_exponent: float) -> np.ndarray:
+    """A 2–3.5 s clip holding one call over background noise at 10–25 dB SNR."""
+    length = int(rng.uniform(2.0, 3.5) * rate)
+    call = capuchin_call(rng, rate, base_f0 * rng.uniform(0.95, 1.05), rng.uniform(1.0, min(2.5, length / rate - 0.2)))
+    start = rng.integers(0, length - len(call) + 1)
+    clip = _noise_at_snr(rng, length, call, rng.uniform(10, 25), noise_exponent)
+    clip[start : start + len(call)] += call
+    return _normalise(clip) * rng.uniform(0.2, 0.8)
+
+
+def negative_clip(rng: np.random.Generator, rate: int, kind: str, noise_exponent: float) -> np.ndarray:
+    """A 2.5–3.5 s clip of one non-call sound over faint background noise."""
+    sound = NEGATIVE_SOUNDS[kind](rng, rate, rng.uniform(2.5, 3.5))
+    if kind == "silence":
+        return sound
+    clip = sound + _noise_at_snr(rng, len(sound), sound, rng.uniform(15, 30), noise_exponent)
+    return _normalise(clip) * rng.uniform(0.2, 0.8)
+
+
+def forest_recording(
+    rng: np.random.Generator, seconds: float, num_calls: int
+) -> Tuple[np.ndarray, List[Tuple[float, float]]]:
+    """A stereo forest recording with `num_calls` planted calls and non-call events in between.
+
+    Returns:
+      float32[frames, 2] at FOREST_RATE, and the planted calls as (start_s, end_s), in order.
+    """
+    rate = FOREST_RATE
+    n = int(seconds * rate)
+    background = 0.02 * np.stack([coloured_noise(rng, n, 1.0), coloured_noise(rng, n, 1.0)], axis=1)
+    calls = _call_times(rng, seconds, num_calls)
+    for start, end in calls:
+        call = capuchin_call(rng, rate, rng.uniform(300, 900), end - start)
+        gain = 0.02 * 10 ** (rng.uniform(12, 24) / 20)  # 12–24 dB above the background RMS
+        _add(background, call * gain, start, rate)
+    # Non-call events fill some of the gaps, never overlapping a call (the truth stays unambiguous).
+    for _ in range(int(seconds / 10)):
+        kind = rng.choice(["chirps", "trill", "rain"])
+        length = rng.uniform(1.0, 4.0)
+        start = rng.uniform(0, seconds - length)
+        if all(start + length < s - 0.5 or start > e + 0.5 for s, e in calls):
+            _add(background, NEGATIVE_SOUNDS[kind](rng, rate, length) * 0.1, start, rate)
+    return np.clip(background, -1, 1).astype(np.float32), calls
+
+
+def _call_times(rng: np.random.Generator, seconds: float, num_calls: int) -> List[Tuple[float, float]]:
+    """`num_calls` call intervals in order, MIN_CALL_GAP_SECONDS apart, 0.5 s clear of the ends.
+
+    Built, not rejection-sampled: durations first, then the spare time shared out at random.
+    """
+    durations = rng.uniform(1.0, 2.5, size=num_calls)
+    spare = seconds - 1.0 - durations.sum() - MIN_CALL_GAP_SECONDS * max(num_calls - 1, 0)
+    if spare < 0:
+        raise ValueError(f"{num_calls} calls do not fit in {seconds} s with {MIN_CALL_GAP_SECONDS} s gaps")
+    shares = rng.dirichlet(np.ones(num_calls + 1)) * spare  # extra space before each call and at the end
+    calls, position = [], 0.5
+    for duration, extra in zip(durations, shares):
+        start = position + extra
+        calls.append((round(start, 3), round(start + duration, 3)))
+        position = start + duration + MIN_CALL_GAP_SECONDS
+    return calls
+
+
+def generate_dataset(root: str, spec: SyntheticSpec = SyntheticSpec()) -> Dict[str, int]:
+    """Writes the whole synthetic dataset under `root`; skips the work when the same spec is there.
+
+    Returns:
+      {'positives': n, 'negatives': n, 'recordings': n, 'planted_calls': n}.
+    """
+    manifest_path = os.path.join(root, MANIFEST)
+    wanted = dataclasses.asdict(spec)
+    if os.path.exists(manifest_path):
+        with open(manifest_path) as f:
+            manifest = json.load(f)
+        if manifest["spec"] == wanted:
+            return manifest["summary"]
+    rng = np.random.default_rng(spec.seed)
+    positives = _write_positive_clips(root, spec, rng)
+    negatives = _write_negative_clips(root, spec, rng)
+    truth = _write_forest_recordings(root, spec, rng)
+    summary = {
+        "positives": positives,
+        "negatives": negatives,
+        "recordings": len(truth),
+        "planted_calls": sum(len(calls) for calls in truth.values()),
+    }
+    with open(manifest_path, "w") as f:
+        json.dump({"spec": wanted, "summary": summary}, f, indent=2)
+    return summary
+
+
+def read_forest_truth(root: str) -> Dict[str, int]:
+    """{recording file name: number of planted calls} from `forest_truth.csv`."""
+    with open(os.path.join(root, TRUTH_CSV), newline="") as f:
+        return {row["recording"]: int(row["capuchin_calls"]) for row in csv.DictReader(f)}
+
+
+def read_forest_calls(root: str) -> Dict[str, List[Tuple[float, float]]]:
+    """{recording file name: [(start_s, end_s), ...]} from `forest_calls.csv`."""
+    calls: Dict[str, List[Tuple[float, float]]] = {name: [] for name in read_forest_truth(root)}
+    with open(os.path.join(root, CALLS_CSV), newline="") as f:
+        for row in csv.DictReader(f):
+            calls[row["recording"]].append((float(row["start_s"]), float(row["end_s"])))
+    return calls
+
+
+def _write_positive_clips(root: str, spec: SyntheticSpec, rng: np.random.Generator) -> int:
+    folder = os.path.join(root, dataset.POSITIVE_DIR)
+    os.makedirs(folder, exist_ok=True)
+    for group in range(spec.call_groups):
+        extension, rate, channels = CLIP_FORMATS[group % len(CLIP_FORMATS)]
+        base_f0, noise_exponent = rng.uniform(300, 900), rng.uniform(0.5, 2.0)
+        for n in range(spec.clips_per_group):
+            clip = positive_clip(rng, rate, base_f0, noise_exponent)
+            _write(os.path.join(folder, f"synth-call-{group:02d}-{n}.{extension}"), clip, rate, channels)
+    return spec.call_groups * spec.clips_per_group
+
+
+def _write_negative_clips(root: str, spec: SyntheticSpec, rng: np.random.Generator) -> int:
+    folder = os.path.join(root, dataset.NEGATIVE_DIR)
+    os.makedirs(folder, exist_ok=True)
+    count = 0
+    for kind_index, kind in enumerate(NEGATIVE_KINDS):
+        for group in range(spec.negative_groups_per_kind):
+            extension, rate, channels = CLIP_FORMATS[(kind_index + group) % len(CLIP_FORMATS)]
+            noise_exponent = rng.uniform(0.5, 2.0)
+            for n in range(spec.clips_per_group):
+                clip = negative_clip(rng, rate, kind, noise_exponent)
+                _write(os.path.join(folder, f"synth-{kind}-{group:02d}-{n}.{extension}"), clip, rate, channels)
+                count += 1
+    return count
+
+
+def _write_forest_recordings(root: str, spec: SyntheticSpec, rng: np.random.Generator) -> Dict[str, list]:
+    folder = os.path.join(root, dataset.FOREST_DIR)
+    os.makedirs(folder, exist_ok=True)
+    truth = {}
+    for index in range(spec.recordings):
+        name = f"recording_{index:02d}.mp3"
+        # Longest calls (2.5 s) plus gaps must fit: k * 2.5 + (k - 1) * gap + 1 <= seconds.
+        fits = int((spec.recording_seconds - 1.0 + MIN_CALL_GAP_SECONDS) // (2.5 + MIN_CALL_GAP_SECONDS))
+        num_calls = int(rng.integers(0, min(spec.max_calls_per_recording, fits) + 1))
+        audio, calls = forest_recording(rng, spec.recording_seconds, num_calls)
+        sf.write(
+            os.path.join(folder, name), audio, FOREST_RATE,
+            format="MP3", bitrate_mode="CONSTANT", compression_level=MP3_128K_LEVEL,
+        )
+        truth[name] = calls
+    with open(os.path.join(root, TRUTH_CSV), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["recording", "capuchin_calls"])
+        writer.writerows((name, len(calls)) for name, calls in truth.items())
+    with open(os.path.join(root, CALLS_CSV), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["recording", "start_s", "end_s"])
+        writer.writerows((name, start, end) for name, calls in truth.items() for start, end in calls)
+    return truth
+
+
+def _write(path: str, mono: np.ndarray, rate: int, channels: int) -> None:
+    """Writes a mono signal as `channels` channels (slightly different gains, like two microphones)."""
+    data = np.stack([mono * (1.0 - 0.1 * c) for c in range(channels)], axis=1).astype(np.float32)
+    if path.endswith(".mp3"):
+        sf.write(path, data, rate, format="MP3", bitrate_mode="CONSTANT", compression_level=MP3_128K_LEVEL)
+    else:
+        sf.write(path, data, rate, subtype="PCM_16")
+
+
+def _add(target: np.ndarray, sound: np.ndarray, start_s: float, rate: int) -> None:
+    begin = int(start_s * rate)
+    end = min(begin + len(sound), len(target))
+    target[begin:end] += sound[: end - begin, None]
+
+
+def _noise_at_snr(rng, n: int, signal: np.ndarray, snr_db: float, exponent: float) -> np.ndarray:
+    signal_rms = np.sqrt(np.mean(signal**2)) + 1e-12
+    return coloured_noise(rng, n, exponent) * signal_rms / 10 ** (snr_db / 20)
+
+
+def _envelope(n: int, rate: int, attack: float, release: float) -> np.ndarray:
+    envelope = np.ones(n)
+    a, r = min(int(attack * rate), n // 2), min(int(release * rate), n // 2)
+    envelope[:a] = np.linspace(0, 1, a)
+    envelope[n - r :] = np.linspace(1, 0, r)
+    return envelope
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    return (x / (np.max(np.abs(x)) + 1e-12)).astype(np.float32)
