@@ -1,0 +1,31 @@
+"""Ingests a labelled dataset (the Kaggle layout) into train/eval TFRecords.
+
+    python runners/ingest_clips.py --data-root ../shared/capuchin --output-dir runs/ingested \
+        [--eval-percent 20] [--pad front|back] [Beam args, e.g. --direct_num_workers=2]
+"""
+
+import argparse
+import logging
+
+from runners import quiet  # noqa: F401  (must precede TensorFlow)
+from components import dataset, ingest
+from model import features
+
+
+def run(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", required=True, help="folder with Parsed_Capuchinbird_Clips/ etc.")
+    parser.add_argument("--output-dir", required=True, help="where train/, eval/ and failures.csv go")
+    parser.add_argument("--eval-percent", type=int, default=dataset.DEFAULT_EVAL_PERCENT,
+                        help="share of source groups (not clips) held out for eval")
+    parser.add_argument("--pad", choices=[features.PAD_FRONT, features.PAD_BACK], default=features.DEFAULT_PAD,
+                        help="where clips shorter than 3 s get their zeros")
+    args, beam_args = parser.parse_known_args(argv)
+    summary = ingest.run_ingestion(args.data_root, args.output_dir, beam_args, args.eval_percent, args.pad)
+    print(ingest.summary_line(summary, args.output_dir))
+    return summary
+
+
+if __name__ == "__main__":
+    quiet.setup_logging(logging.WARNING)
+    run()

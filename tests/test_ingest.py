@@ -1,0 +1,121 @@
+"""components/ingest.py: the Beam ingestion job writes grouped train/eval TFRecords and lists failures."""
+
+import csv
+import glob
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from components import dataset, ingest
+from model import features
+from tests.helpers import REAL_DATA_ROOT, requires_real_data
+
+
+def _read_examples(output_dir: str, split: str):
+    import tensorflow as tf
+
+    files = sorted(glob.glob(os.path.join(output_dir, split, "*" + ingest.RECORD_SUFFIX)))
+    spec = {
+        features.AUDIO_KEY: tf.io.FixedLenFeature([features.CLIP_SAMPLES], tf.float32),
+        features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
+        features.SOURCE_KEY: tf.io.FixedLenFeature([], tf.string),
+        features.GROUP_KEY: tf.io.FixedLenFeature([], tf.string),
+    }
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    return [
+        {key: value.numpy() for key, value in tf.io.parse_single_example(record, spec).items()}
+        for record in records
+    ]
+
+
+@pytest.fixture(scope="module")
+def ingested(tiny_dataset, tmp_path_factory):
+    """The tiny dataset plus three bad files, ingested once for all the tests below."""
+    root = str(tmp_path_factory.mktemp("with_bad_files"))
+    shutil.copytree(tiny_dataset, root, dirs_exist_ok=True)
+    negatives = os.path.join(root, dataset.NEGATIVE_DIR)
+    good_flac = next(n for n in sorted(os.listdir(negatives)) if n.endswith(".flac"))
+    with open(os.path.join(negatives, good_flac), "rb") as f:
+        header = f.read(300)
+    with open(os.path.join(negatives, "corrupt-0.flac"), "wb") as f:
+        f.write(header + os.urandom(30_000))
+    open(os.path.join(root, dataset.POSITIVE_DIR, "empty-0.wav"), "wb").close()
+    with open(os.path.join(negatives, "text-0.mp3"), "w") as f:
+        f.write("not audio at all\n" * 200)
+    output_dir = str(tmp_path_factory.mktemp("ingested"))
+    summary = ingest.run_ingestion(root, output_dir)
+    return root, output_dir, summary
+
+
+def test_every_good_clip_is_written_once_with_its_label_and_group(ingested):
+    root, output_dir, summary = ingested
+    examples = {split: _read_examples(output_dir, split) for split in dataset.SPLITS}
+    good = [c for c in dataset.list_labelled_clips(root) if c.group not in ("corrupt", "empty", "text")]
+
+    written = sorted(e[features.SOURCE_KEY].decode() for split in examples.values() for e in split)
+    assert written == sorted(os.path.basename(c.path) for c in good)
+    for split, split_examples in examples.items():
+        for example in split_examples:
+            group = example[features.GROUP_KEY].decode()
+            assert dataset.split_of(group) == split
+            assert example[features.AUDIO_KEY].shape == (features.CLIP_SAMPLES,)
+            assert np.abs(example[features.AUDIO_KEY]).max() > 0
+            name = example[features.SOURCE_KEY].decode()
+            assert example[features.LABEL_KEY] == (1 if name.startswith("synth-call") else 0)
+            assert dataset.group_of(name) == group
+
+
+def test_no_group_is_on_both_sides(ingested):
+    _, output_dir, _ = ingested
+    groups = {
+        split: {e[features.GROUP_KEY] for e in _read_examples(output_dir, split)} for split in dataset.SPLITS
+    }
+    assert groups["train"] and groups["eval"]
+    assert not groups["train"] & groups["eval"]
+
+
+def test_summary_counts_clips_per_split_and_label(ingested):
+    root, output_dir, summary = ingested
+    expected = {split: {"call": 0, "not_call": 0} for split in dataset.SPLITS}
+    for clip in dataset.list_labelled_clips(root):
+        if clip.group not in ("corrupt", "empty", "text"):
+            expected[dataset.split_of(clip.group)][ingest.LABEL_NAMES[clip.label]] += 1
+    assert summary["clips"] == expected
+    assert summary["failures"] == 3
+    assert summary["files"] == sum(sum(v.values()) for v in expected.values()) + 3
+    with open(os.path.join(output_dir, ingest.SUMMARY_JSON)) as f:
+        assert json.load(f)["clips"] == expected
+    line = ingest.summary_line(summary, output_dir)
+    assert f"train: {expected['train']['call']} call / {expected['train']['not_call']} not_call" in line
+    assert "3 failures" in line
+
+
+def test_bad_files_land_in_failures_with_their_reason(ingested):
+    _, output_dir, _ = ingested
+    with open(os.path.join(output_dir, ingest.FAILURES_CSV), newline="") as f:
+        failures = {os.path.basename(row["path"]): row["reason"] for row in csv.DictReader(f)}
+    assert set(failures) == {"corrupt-0.flac", "empty-0.wav", "text-0.mp3"}
+    assert "empty" in failures["empty-0.wav"]
+    assert "not audio" in failures["text-0.mp3"]
+    assert "corrupt" in failures["corrupt-0.flac"]
+
+
+def test_a_rerun_replaces_the_records_instead_of_adding_to_them(tiny_dataset, tmp_path):
+    output_dir = str(tmp_path / "out")
+    first = ingest.run_ingestion(tiny_dataset, output_dir)
+    second = ingest.run_ingestion(tiny_dataset, output_dir, eval_percent=50)
+    total = sum(len(_read_examples(output_dir, split)) for split in dataset.SPLITS)
+    assert total == sum(sum(v.values()) for v in second["clips"].values()) == first["files"]
+    with open(os.path.join(output_dir, ingest.FAILURES_CSV)) as f:
+        assert f.read().strip() == "path,reason"
+
+
+@requires_real_data
+@pytest.mark.real_data
+def test_real_original_wavs_ingest_without_failures(tmp_path):
+    summary = ingest.run_ingestion(os.path.join(REAL_DATA_ROOT, "originals"), str(tmp_path))
+    assert summary["failures"] == 0
+    assert sum(sum(v.values()) for v in summary["clips"].values()) == summary["files"] > 0
