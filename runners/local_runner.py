@@ -1,9 +1,16 @@
-"""Runs capuchin locally on the Beam DirectRunner.
+"""Runs capuchin end to end locally: data → ingestion → TFX training pipeline (LocalDagRunner, Beam
+DirectRunner, ML Metadata in SQLite).
 
-    python runners/local_runner.py [--data-root DIR] [--output-dir OUT] [Beam args]
+    python runners/local_runner.py [--data-root DIR] [--output-dir OUT] [--epochs N] [--model default|seed]
+                                   [--recall-floor R] [--precision-floor P] [Beam args]
 
-Without --data-root it first generates the synthetic default dataset into OUT/data (once; later runs
-reuse it). It then ingests the labelled clips into OUT/ingested/{train,eval} TFRecords.
+Without --data-root it first generates the synthetic default dataset into OUT/data (once). Beam args
+such as `--direct_running_mode=multi_processing --direct_num_workers=0` go to every Beam step.
+
+    OUT/ingested/        train/eval TFRecords, failures.csv, summary.json
+    OUT/pipeline/        every component's artifacts
+    OUT/metadata.sqlite  ML Metadata (see runners/inspect_metadata.py)
+    OUT/serving_model/   pushed models, one timestamped folder each
 """
 
 import argparse
@@ -12,12 +19,13 @@ import os
 
 from runners import quiet  # noqa: F401  (must precede TensorFlow)
 from components import dataset, ingest, synthetic_data
-from model import features
+from model import constants, features
+from pipeline import configs
 
 DEFAULT_OUTPUT_DIR = os.path.join("runs", "local")
 
 
-def run(argv=None) -> dict:
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", help="dataset in the Kaggle layout; default: generate synthetic data")
     parser.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help="everything this run writes")
@@ -26,24 +34,66 @@ def run(argv=None) -> dict:
                         help="share of source groups (not clips) held out for eval")
     parser.add_argument("--pad", choices=[features.PAD_FRONT, features.PAD_BACK], default=features.DEFAULT_PAD,
                         help="where clips shorter than 3 s get their zeros")
-    args, beam_args = parser.parse_known_args(argv)
+    parser.add_argument("--model", choices=constants.ARCHITECTURES, default=configs.ARCHITECTURE,
+                        help="'default' (log-mel CNN) or 'seed' (the tutorial's network on |STFT|)")
+    parser.add_argument("--epochs", type=int, default=configs.EPOCHS)
+    parser.add_argument("--recall-floor", type=float, default=configs.RECALL_FLOOR)
+    parser.add_argument("--precision-floor", type=float, default=configs.PRECISION_FLOOR)
+    parser.add_argument("--max-regression", type=float, default=configs.MAX_REGRESSION,
+                        help="how far recall/precision may drop against the last blessed model")
+    parser.add_argument("--no-cache", action="store_true", help="re-run every component")
+    return parser.parse_known_args(argv)
+
+
+def run(argv=None) -> dict:
+    args, beam_args = parse_args(argv)
+    from tfx import v1 as tfx
+
+    from pipeline import metadata, pipeline
 
     data_root = args.data_root
     if data_root is None:
         data_root = os.path.join(args.output_dir, "data")
-        print(f"Generating the synthetic default data in {data_root} (seed {args.seed}) ...", flush=True)
+        print(f"[1/3] Generating the synthetic default data in {data_root} (seed {args.seed}) ...", flush=True)
         made = synthetic_data.generate_dataset(data_root, synthetic_data.SyntheticSpec(seed=args.seed))
         print(
-            f"  {made['positives']} call clips, {made['negatives']} other clips, "
+            f"      {made['positives']} call clips, {made['negatives']} other clips, "
             f"{made['recordings']} forest recordings with {made['planted_calls']} planted calls",
             flush=True,
         )
 
-    ingested_dir = os.path.join(args.output_dir, "ingested")
-    print(f"Ingesting clips from {data_root} ...", flush=True)
-    summary = ingest.run_ingestion(data_root, ingested_dir, beam_args, args.eval_percent, args.pad)
-    print(ingest.summary_line(summary, ingested_dir), flush=True)
-    return summary
+    ingested_dir = os.path.abspath(os.path.join(args.output_dir, "ingested"))
+    print(f"[2/3] Ingesting clips from {data_root} ...", flush=True)
+    ingestion = ingest.run_ingestion(data_root, ingested_dir, beam_args, args.eval_percent, args.pad)
+    print("      " + ingest.summary_line(ingestion, ingested_dir), flush=True)
+
+    output_dir = os.path.abspath(args.output_dir)
+    metadata_path = os.path.join(output_dir, metadata.METADATA_SQLITE)
+    serving_model_dir = os.path.join(output_dir, "serving_model")
+    print(f"[3/3] Training pipeline ({args.model} model, {args.epochs} epochs), "
+          f"metadata in {metadata_path} ...", flush=True)
+    training = pipeline.create_pipeline(
+        pipeline_name=configs.PIPELINE_NAME,
+        pipeline_root=os.path.join(output_dir, "pipeline"),
+        ingested_dir=ingested_dir,
+        preprocessing_fn=configs.PREPROCESSING_FN,
+        run_fn=configs.RUN_FN,
+        serving_model_dir=serving_model_dir,
+        architecture=args.model,
+        epochs=args.epochs,
+        recall_floor=args.recall_floor,
+        precision_floor=args.precision_floor,
+        max_regression=args.max_regression,
+        pr_curve_thresholds=configs.PR_CURVE_THRESHOLDS,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
+        beam_pipeline_args=beam_args,
+        enable_cache=not args.no_cache,
+    )
+    with quiet.component_progress():
+        tfx.orchestration.LocalDagRunner().run(training)
+    report = metadata.latest_run_report(metadata_path)
+    print(metadata.format_run_summary(report), flush=True)
+    return report
 
 
 if __name__ == "__main__":

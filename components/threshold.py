@@ -1,0 +1,111 @@
+"""ThresholdSelector: a TFX component after Evaluator and Pusher that picks the counting threshold.
+
+From the Evaluator's own confusion matrices (TFMA ConfusionMatrixPlot on the eval split) it takes the
+threshold that maximises F1, writes it with a PR-curve PNG into its artifact, and, when the model was
+pushed, also into the pushed model (`assets.extra/threshold.json`) so the counting job finds it there.
+"""
+
+import json
+import os
+from typing import Dict, List
+
+from tfx import v1 as tfx
+from tfx.types import artifact
+
+THRESHOLD_JSON = "threshold.json"
+PR_CURVE_PNG = "pr_curve.png"
+# Where a pushed model carries its threshold (TF Serving's folder for extra files).
+PUSHED_THRESHOLD = os.path.join("assets.extra", THRESHOLD_JSON)
+
+
+class CallThreshold(artifact.Artifact):
+    """The decision threshold for counting, with the PR curve it came from."""
+
+    TYPE_NAME = "CallThreshold"
+
+
+def pr_points(evaluation_uri: str) -> List[Dict[str, float]]:
+    """[{threshold, precision, recall, f1}] for the candidate model on the overall slice, by threshold."""
+    import tensorflow_model_analysis as tfma
+
+    # With a baseline TFMA names the new model 'candidate'; without one, the only model has no name.
+    for model_name in ("candidate", None):
+        result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
+        overall = [plots for slice_key, plots in result.plots if slice_key == ()]
+        if overall:
+            break
+    else:
+        raise ValueError(f"no overall PR curve in the evaluation at {evaluation_uri}")
+    matrices = _find_key(overall[0], "confusionMatrixAtThresholds")["matrices"]
+    points = []
+    for matrix in matrices:
+        threshold = matrix.get("threshold", 0.0)
+        if not 0.0 <= threshold <= 1.0:  # TFMA adds sentinels just outside [0, 1]
+            continue
+        tp, fp, fn = (matrix.get(k, 0.0) for k in ("truePositives", "falsePositives", "falseNegatives"))
+        precision = tp / (tp + fp) if tp + fp else 1.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        points.append({"threshold": threshold, "precision": precision, "recall": recall, "f1": f1})
+    return sorted(points, key=lambda p: p["threshold"])
+
+
+def best_f1_threshold(points: List[Dict[str, float]]) -> Dict[str, float]:
+    """The point of highest F1; among ties, the middle one (the widest margin on both sides)."""
+    best = max(p["f1"] for p in points)
+    ties = [p for p in points if p["f1"] >= best - 1e-9]
+    return ties[len(ties) // 2]
+
+
+def write_pr_curve(points: List[Dict[str, float]], chosen: Dict[str, float], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5, 4.5))
+    axis.plot([p["recall"] for p in points], [p["precision"] for p in points], lw=2)
+    axis.scatter([chosen["recall"]], [chosen["precision"]], color="red", zorder=3,
+                 label=f"threshold {chosen['threshold']:.3f} (F1 {chosen['f1']:.3f})")
+    axis.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02), title="Eval PR curve")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def _find_key(tree, key):
+    if isinstance(tree, dict):
+        if key in tree:
+            return tree[key]
+        for value in tree.values():
+            found = _find_key(value, key)
+            if found is not None:
+                return found
+    return None
+
+
+@tfx.dsl.components.component
+def ThresholdSelector(
+    evaluation: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
+    pushed_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.PushedModel],
+    threshold: tfx.dsl.components.OutputArtifact[CallThreshold],
+) -> None:
+    """Picks the F1-maximising threshold on eval; writes threshold.json and pr_curve.png."""
+    import tensorflow as tf
+
+    points = pr_points(evaluation.uri)
+    chosen = best_f1_threshold(points)
+    tf.io.gfile.makedirs(threshold.uri)
+    write_pr_curve(points, chosen, os.path.join(threshold.uri, PR_CURVE_PNG))
+    payload = json.dumps({**chosen, "evaluation": evaluation.uri}, indent=2)
+    with tf.io.gfile.GFile(os.path.join(threshold.uri, THRESHOLD_JSON), "w") as f:
+        f.write(payload)
+    for name in ("threshold", "precision", "recall", "f1"):
+        threshold.set_float_custom_property(name, float(chosen[name]))
+    if pushed_model.get_int_custom_property("pushed") == 1:
+        destination = pushed_model.get_string_custom_property("pushed_destination")
+        tf.io.gfile.makedirs(os.path.join(destination, "assets.extra"))
+        with tf.io.gfile.GFile(os.path.join(destination, PUSHED_THRESHOLD), "w") as f:
+            f.write(payload)

@@ -1,0 +1,53 @@
+"""Transform module: the waveform → spectrogram step, computed in-graph by tf.Transform.
+
+Because it runs inside the Transform graph, the exported model applies exactly the same step to raw
+audio at serving time (see model/model.py).
+"""
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from model import features
+
+
+def _stft_magnitude(audio: tf.Tensor) -> tf.Tensor:
+    """The tutorial's spectrogram: |STFT| 320/32. float32[batch, 48000] → [batch, 1491, 257]."""
+    return tf.abs(tf.signal.stft(audio, features.STFT_FRAME_LENGTH, features.STFT_FRAME_STEP))
+
+
+def _log_mel(audio: tf.Tensor) -> tf.Tensor:
+    """Band-limited log-mel spectrogram. float32[batch, 48000] → [batch, 297, 48]."""
+    magnitude = tf.abs(tf.signal.stft(audio, features.MEL_FRAME_LENGTH, features.MEL_FRAME_STEP))  # [b, 297, 257]
+    mel_matrix = tf.signal.linear_to_mel_weight_matrix(
+        num_mel_bins=features.MEL_BANDS,
+        num_spectrogram_bins=features.MEL_FRAME_LENGTH // 2 + 1,
+        sample_rate=features.SAMPLE_RATE,
+        lower_edge_hertz=features.MEL_LOWER_HZ,
+        upper_edge_hertz=features.MEL_UPPER_HZ,
+    )  # [257, 48]
+    return tf.math.log(tf.tensordot(magnitude, mel_matrix, axes=1) + features.LOG_OFFSET)  # [b, 297, 48]
+
+
+def preprocessing_fn(inputs, custom_config=None):
+    """tf.Transform callback (called by TFX Transform).
+
+    Args:
+      inputs: raw features; `audio` is float32[batch, 48000] (SchemaGen infers the fixed shape).
+      custom_config: {'spectrogram': 'logmel' (default) or 'stft' (the tutorial's)}.
+
+    Returns:
+      {'audio_xf': float32[batch, frames, bins], 'label': int64[batch]} (label only when present).
+    """
+    kind = (custom_config or {}).get("spectrogram", features.SPECTROGRAM_LOGMEL)
+    audio = inputs[features.AUDIO_KEY]
+    if kind == features.SPECTROGRAM_STFT:
+        spectrogram = _stft_magnitude(audio)  # raw magnitudes, exactly as the tutorial feeds them
+    elif kind == features.SPECTROGRAM_LOGMEL:
+        # One mean and variance over the training set (a full pass): the scale of the data, not of a clip.
+        spectrogram = tft.scale_to_z_score(_log_mel(audio))
+    else:
+        raise ValueError(f"unknown spectrogram {kind!r}")
+    outputs = {features.transformed_name(features.AUDIO_KEY): spectrogram}
+    if features.LABEL_KEY in inputs:
+        outputs[features.LABEL_KEY] = inputs[features.LABEL_KEY]
+    return outputs

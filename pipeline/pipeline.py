@@ -1,0 +1,163 @@
+"""`create_pipeline`: the TFX pipeline that trains, gates and pushes the call classifier.
+
+ImportExampleGen → StatisticsGen → SchemaGen → ExampleValidator → Transform → Trainer
+→ (latest blessed model) → Evaluator → Pusher → ThresholdSelector
+"""
+
+from typing import List, Optional
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from components.dataset import EVAL_SPLIT, TRAIN_SPLIT
+from components.threshold import ThresholdSelector
+from model import constants, features
+
+
+def _eval_config(recall_floor: float, precision_floor: float, max_regression: float, pr_points: int):
+    """Recall and precision above their floors and no worse than the baseline; a PR curve for later."""
+
+    def gated(metric: str, floor: float) -> tfma.MetricConfig:
+        return tfma.MetricConfig(
+            class_name=metric,
+            threshold=tfma.MetricThreshold(
+                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": floor}),
+                # Ignored when there is no blessed baseline yet (the first run).
+                change_threshold=tfma.GenericChangeThreshold(
+                    direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                    absolute={"value": -max_regression - 1e-10},
+                ),
+            ),
+        )
+
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name=constants.EXAMPLE_SIGNATURE,
+                label_key=features.LABEL_KEY,
+                prediction_key=constants.PREDICTION_KEY,
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[
+            tfma.MetricsSpec(
+                metrics=[
+                    tfma.MetricConfig(class_name="ExampleCount"),
+                    tfma.MetricConfig(class_name="BinaryAccuracy"),
+                    tfma.MetricConfig(class_name="AUCPrecisionRecall", config='{"name": "average_precision"}'),
+                    gated("Recall", recall_floor),
+                    gated("Precision", precision_floor),
+                    tfma.MetricConfig(class_name="ConfusionMatrixPlot", config=f'{{"num_thresholds": {pr_points}}}'),
+                ]
+            )
+        ],
+    )
+
+
+def create_pipeline(
+    pipeline_name: str,
+    pipeline_root: str,
+    ingested_dir: str,
+    preprocessing_fn: str,
+    run_fn: str,
+    serving_model_dir: str,
+    architecture: str,
+    epochs: int,
+    recall_floor: float,
+    precision_floor: float,
+    max_regression: float,
+    pr_curve_thresholds: int,
+    metadata_connection_config=None,
+    beam_pipeline_args: Optional[List[str]] = None,
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+    """Wires the training pipeline.
+
+    Args:
+      pipeline_name: name in ML Metadata.
+      pipeline_root: where component outputs go.
+      ingested_dir: the clip ingestion's output (train/ and eval/ gzipped TFRecords).
+      preprocessing_fn: dotted name of the Transform callback.
+      run_fn: dotted name of the Trainer callback.
+      serving_model_dir: the Pusher's destination (one timestamped folder per pushed model).
+      architecture: 'default' or 'seed' (model/constants.py); picks the spectrogram too.
+      epochs: training epochs.
+      recall_floor, precision_floor: the Evaluator blesses only above both.
+      max_regression: how far recall or precision may fall against the last blessed model.
+      pr_curve_thresholds: points of the eval PR curve.
+      metadata_connection_config: ML Metadata connection (SQLite locally); None lets the runner choose.
+      beam_pipeline_args: Beam options for the Beam-based components.
+      enable_cache: reuse earlier outputs of components whose inputs did not change.
+    """
+    # Reads the ingestion's TFRecords; the train/eval split was made by source group at ingestion.
+    example_gen = tfx.components.ImportExampleGen(
+        input_base=ingested_dir,
+        input_config=tfx.proto.Input(
+            splits=[
+                tfx.proto.Input.Split(name=TRAIN_SPLIT, pattern=f"{TRAIN_SPLIT}/*"),
+                tfx.proto.Input.Split(name=EVAL_SPLIT, pattern=f"{EVAL_SPLIT}/*"),
+            ]
+        ),
+    )
+    # Per-feature statistics of both splits.
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    # A schema with fixed shapes, so `audio` reaches Transform as dense float32[batch, 48000].
+    schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+    # Flags anomalies (missing features, wrong shapes) against the schema.
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    # Waveforms → spectrograms, in the graph that the exported model will carry.
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=preprocessing_fn,
+        custom_config={"spectrogram": constants.SPECTROGRAM_OF[architecture]},
+    )
+    # Trains the CNN; TensorBoard logs land in the model run folder.
+    trainer = tfx.components.Trainer(
+        run_fn=run_fn,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(),  # no step count: `epochs` passes over the data
+        eval_args=tfx.proto.EvalArgs(),
+        custom_config={"architecture": architecture, "epochs": epochs},
+    )
+    # The last blessed model, the baseline the new one must not be worse than.
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+    # Scores the eval groups on raw tf.Examples and blesses or not.
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        example_splits=[EVAL_SPLIT],
+        eval_config=_eval_config(recall_floor, precision_floor, max_regression, pr_curve_thresholds),
+    )
+    # Copies a blessed model to the serving folder; does nothing for an unblessed one.
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
+        ),
+    )
+    # The F1-best threshold and PR curve, also written into the pushed model for the counting job.
+    threshold_selector = ThresholdSelector(
+        evaluation=evaluator.outputs["evaluation"], pushed_model=pusher.outputs["pushed_model"]
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[
+            example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
+            model_resolver, evaluator, pusher, threshold_selector,
+        ],
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args or [],
+    )
