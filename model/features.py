@@ -21,9 +21,11 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3")
 # --- Spectrogram (the tutorial's |STFT|) -------------------------------------------------------
 STFT_FRAME_LENGTH = 320  # 20 ms at 16 kHz
 STFT_FRAME_STEP = 32  # 2 ms
-# 1 + (48,000 - 320) // 32 frames, 320 // 2 + 1 bins: the tutorial's 1491 x 257 image.
+# tf.signal.stft's default FFT size: the next power of two above the frame, zero-padded.
+STFT_FFT_LENGTH = 512
+# 1 + (48,000 - 320) // 32 frames, 512 // 2 + 1 bins (31.25 Hz apart): the tutorial's 1491 x 257 image.
 STFT_FRAMES = 1 + (CLIP_SAMPLES - STFT_FRAME_LENGTH) // STFT_FRAME_STEP
-STFT_BINS = STFT_FRAME_LENGTH // 2 + 1
+STFT_BINS = STFT_FFT_LENGTH // 2 + 1
 
 # --- Spectrogram (the default: band-limited log-mel) -------------------------------------------
 # 32 ms frames every 10 ms: ~30x fewer values than the tutorial's |STFT| and enough time resolution

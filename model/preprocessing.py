@@ -12,12 +12,15 @@ from model import features
 
 def _stft_magnitude(audio: tf.Tensor) -> tf.Tensor:
     """The tutorial's spectrogram: |STFT| 320/32. float32[batch, 48000] → [batch, 1491, 257]."""
-    return tf.abs(tf.signal.stft(audio, features.STFT_FRAME_LENGTH, features.STFT_FRAME_STEP))
+    return tf.abs(
+        tf.signal.stft(audio, features.STFT_FRAME_LENGTH, features.STFT_FRAME_STEP, features.STFT_FFT_LENGTH)
+    )
 
 
 def _log_mel(audio: tf.Tensor) -> tf.Tensor:
     """Band-limited log-mel spectrogram. float32[batch, 48000] → [batch, 297, 48]."""
     magnitude = tf.abs(tf.signal.stft(audio, features.MEL_FRAME_LENGTH, features.MEL_FRAME_STEP))  # [b, 297, 257]
+    # (frame 512 is a power of two, so the FFT is 512 long too: 257 bins.)
     mel_matrix = tf.signal.linear_to_mel_weight_matrix(
         num_mel_bins=features.MEL_BANDS,
         num_spectrogram_bins=features.MEL_FRAME_LENGTH // 2 + 1,

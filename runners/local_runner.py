@@ -14,6 +14,7 @@ such as `--direct_running_mode=multi_processing --direct_num_workers=0` go to ev
 """
 
 import argparse
+import json
 import logging
 import os
 
@@ -42,6 +43,7 @@ def parse_args(argv=None):
     parser.add_argument("--max-regression", type=float, default=configs.MAX_REGRESSION,
                         help="how far recall/precision may drop against the last blessed model")
     parser.add_argument("--no-cache", action="store_true", help="re-run every component")
+    parser.add_argument("--report-json", help="also write the run's report (metrics, blessing, paths) here")
     return parser.parse_known_args(argv)
 
 
@@ -93,6 +95,9 @@ def run(argv=None) -> dict:
         tfx.orchestration.LocalDagRunner().run(training)
     report = metadata.latest_run_report(metadata_path)
     print(metadata.format_run_summary(report), flush=True)
+    if args.report_json:
+        with open(args.report_json, "w") as f:
+            json.dump({**report, "ingestion": ingestion}, f, indent=2)
     return report
 
 

@@ -106,7 +106,13 @@ def test_bad_files_land_in_failures_with_their_reason(ingested):
 def test_a_rerun_replaces_the_records_instead_of_adding_to_them(tiny_dataset, tmp_path):
     output_dir = str(tmp_path / "out")
     first = ingest.run_ingestion(tiny_dataset, output_dir)
+    record = glob.glob(os.path.join(output_dir, "train", "*"))[0]
+    written = os.path.getmtime(record)
+    unchanged = ingest.run_ingestion(tiny_dataset, output_dir)
+    assert unchanged["up_to_date"] and unchanged["clips"] == first["clips"]
+    assert os.path.getmtime(record) == written  # nothing rewritten: the pipeline cache stays valid
     second = ingest.run_ingestion(tiny_dataset, output_dir, eval_percent=50)
+    assert not second.get("up_to_date")
     total = sum(len(_read_examples(output_dir, split)) for split in dataset.SPLITS)
     assert total == sum(sum(v.values()) for v in second["clips"].values()) == first["files"]
     with open(os.path.join(output_dir, ingest.FAILURES_CSV)) as f:

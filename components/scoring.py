@@ -1,0 +1,55 @@
+"""Loading a pushed model and scoring 3 s waveforms with its raw-audio signature.
+
+Shared by `runners/score_clips.py` and the counting job. `--model` may name one SavedModel or the
+Pusher's base folder, in which case the newest pushed version is used.
+"""
+
+import json
+import os
+from typing import Optional
+
+import numpy as np
+
+from model import constants, features
+
+THRESHOLD_FILE = os.path.join("assets.extra", "threshold.json")  # written by ThresholdSelector
+
+
+def resolve_model_dir(path: str) -> str:
+    """The SavedModel folder itself, or the newest numbered version under a Pusher base folder."""
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = sorted(
+        (int(name) for name in os.listdir(path) if name.isdigit() and os.path.exists(os.path.join(path, name, "saved_model.pb"))),
+    ) if os.path.isdir(path) else []
+    if not versions:
+        raise FileNotFoundError(f"no SavedModel at {path} (nor a pushed version below it)")
+    return os.path.join(path, str(versions[-1]))
+
+
+def read_threshold(model_dir: str) -> Optional[float]:
+    """The F1-best threshold the pipeline chose for this model, if it recorded one."""
+    path = os.path.join(model_dir, THRESHOLD_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return float(json.load(f)["threshold"])
+
+
+class WindowScorer:
+    """Call probability of 3 s, 16 kHz waveforms, through the model's raw-audio signature."""
+
+    def __init__(self, model_path: str):
+        import tensorflow as tf
+
+        self.model_dir = resolve_model_dir(model_path)
+        self._model = tf.saved_model.load(self.model_dir)
+        self._serve = self._model.signatures[constants.AUDIO_SIGNATURE]
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        """float32[n, 48000] → float32[n] probabilities."""
+        if windows.shape[0] == 0:
+            return np.zeros(0, dtype=np.float32)
+        assert windows.shape[1:] == (features.CLIP_SAMPLES,), windows.shape
+        outputs = self._serve(audio=windows.astype(np.float32, copy=False))
+        return outputs[constants.PREDICTION_KEY].numpy().reshape(-1)

@@ -1,0 +1,57 @@
+"""model/: feature sizes, the in-graph spectrograms, and the two architectures."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from model import constants, features, model, preprocessing
+
+
+def _tones(*frequencies):
+    t = np.arange(features.CLIP_SAMPLES) / features.SAMPLE_RATE
+    return tf.constant(np.stack([np.sin(2 * np.pi * f * t) for f in frequencies]).astype(np.float32))
+
+
+def test_feature_sizes_follow_from_the_constants():
+    assert features.CLIP_SAMPLES == 48_000
+    assert (features.STFT_FRAMES, features.STFT_BINS) == (1491, 257)  # the tutorial's image
+    assert features.MEL_FRAMES == 297
+
+
+def test_stft_is_the_tutorials_and_finds_a_tone_in_its_bin():
+    spectrogram = preprocessing._stft_magnitude(_tones(1_000, 2_000)).numpy()
+    assert spectrogram.shape == (2, 1491, 257)
+    bin_hz = features.SAMPLE_RATE / features.STFT_FFT_LENGTH  # 31.25 Hz
+    assert np.argmax(spectrogram[0].mean(axis=0)) == 1_000 / bin_hz
+    assert np.argmax(spectrogram[1].mean(axis=0)) == 2_000 / bin_hz
+
+
+def test_log_mel_is_band_limited_and_ordered_by_pitch():
+    spectrogram = preprocessing._log_mel(_tones(500, 2_000, 7_000)).numpy()
+    assert spectrogram.shape == (3, features.MEL_FRAMES, features.MEL_BANDS)
+    low, high, above_cap = (np.argmax(s.mean(axis=0)) for s in spectrogram)
+    assert 0 < low < high < features.MEL_BANDS - 1
+    # 7 kHz is above the 5 kHz cap: it barely registers compared with an in-band tone.
+    assert spectrogram[2].max() < spectrogram[1].max() - 5
+
+
+def test_seed_model_is_the_tutorials_network():
+    seed = model.build_model(constants.ARCHITECTURE_SEED, (features.STFT_FRAMES, features.STFT_BINS))
+    layers = [type(layer).__name__ for layer in seed.layers]
+    assert layers == ["InputLayer", "Reshape", "Conv2D", "Conv2D", "Flatten", "Dense"]
+    assert [layer.filters for layer in seed.layers if type(layer).__name__ == "Conv2D"] == [16, 16]
+    assert seed.count_params() == (9 * 16 + 16) + (9 * 16 * 16 + 16) + (1487 * 253 * 16 + 1)
+    assert seed.layers[-1].activation.__name__ == "sigmoid"
+
+
+def test_default_model_is_far_smaller_and_outputs_probabilities():
+    default = model.build_model(constants.ARCHITECTURE_DEFAULT, (features.MEL_FRAMES, features.MEL_BANDS))
+    assert default.count_params() < 50_000
+    probabilities = default.predict(np.random.default_rng(0).normal(size=(4, 297, 48)).astype(np.float32), verbose=0)
+    assert probabilities.shape == (4, 1)
+    assert np.all((probabilities > 0) & (probabilities < 1))
+
+
+def test_unknown_architecture_is_rejected():
+    with pytest.raises(ValueError, match="architecture"):
+        model.build_model("resnet", (297, 48))

@@ -1,0 +1,119 @@
+"""The real training pipeline (LocalDagRunner, Beam, ML Metadata) on the tiny synthetic dataset.
+
+One output dir, two runs: the first must bless and push a model that tells calls from noise; the
+second, with floors above 1.0, must not bless and must not push.
+"""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+
+from components import audio, dataset, scoring, synthetic_data
+from pipeline import metadata
+from runners import inspect_metadata, local_runner, score_clips
+
+pytestmark = pytest.mark.e2e
+
+COMPONENTS = [
+    "ImportExampleGen", "latest_blessed_model_resolver", "StatisticsGen", "SchemaGen", "ExampleValidator",
+    "Transform", "Trainer", "Evaluator", "Pusher", "ThresholdSelector",
+]
+EPOCHS = 20  # a few seconds on 36 tiny clips; enough to separate calls from noise
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_dataset, tmp_path_factory):
+    output_dir = str(tmp_path_factory.mktemp("local_run"))
+    common = ["--data-root", tiny_dataset, "--output-dir", output_dir, "--epochs", str(EPOCHS)]
+    good = local_runner.run(common)
+    failing = local_runner.run(common + ["--recall-floor", "1.01", "--precision-floor", "1.01"])
+    return output_dir, good, failing
+
+
+def _executions(output_dir):
+    store = metadata.open_store(os.path.join(output_dir, metadata.METADATA_SQLITE))
+    return [metadata.run_report(store, run) for run in metadata.list_runs(store)]
+
+
+def test_every_component_executed_and_is_recorded_in_ml_metadata(runs):
+    output_dir, _, _ = runs
+    first, second = _executions(output_dir)
+    assert sorted(c["component"] for c in first["components"]) == sorted(COMPONENTS)
+    assert all(c["state"] == "COMPLETE" for c in first["components"])
+    # The second run reuses the unchanged steps from cache and re-evaluates with the new floors.
+    states = {c["component"]: c["state"] for c in second["components"]}
+    assert states["Trainer"] == "CACHED" and states["Evaluator"] == "COMPLETE"
+
+
+def test_first_run_blesses_and_pushes_a_model_with_its_threshold(runs):
+    output_dir, good, _ = runs
+    assert good["blessed"] is True
+    assert good["metrics"]["recall"] >= 0.9 and good["metrics"]["precision"] >= 0.9
+    assert good["pushed_to"] and os.path.exists(os.path.join(good["pushed_to"], "saved_model.pb"))
+    assert os.path.dirname(good["pushed_to"]) == os.path.join(output_dir, "serving_model")
+    threshold = scoring.read_threshold(good["pushed_to"])
+    assert threshold == pytest.approx(good["threshold"]) and 0.0 < threshold < 1.0
+    assert os.path.getsize(os.path.join(good["threshold_uri"], "pr_curve.png")) > 1_000
+
+
+def test_pushed_model_scores_a_planted_call_above_forest_noise(runs, tiny_dataset):
+    output_dir, _, _ = runs
+    scorer = scoring.WindowScorer(os.path.join(output_dir, "serving_model"))
+    calls = synthetic_data.read_forest_calls(tiny_dataset)
+    name = next(n for n, c in calls.items() if c)
+    recording = audio.load_audio(os.path.join(tiny_dataset, dataset.FOREST_DIR, name))
+    start, end = calls[name][0]
+    centre = int((start + end) / 2 * 16_000)
+    call_window = recording[centre - 24_000 : centre + 24_000]
+    # A 3 s stretch at least 2 s away from every call: background only.
+    quiet_start = next(
+        s for s in np.arange(0, 37, 0.5) if all(s + 3 < a - 2 or s > b + 2 for a, b in calls[name])
+    )
+    noise_window = recording[int(quiet_start * 16_000) : int(quiet_start * 16_000) + 48_000]
+    call_score, noise_score = scorer(np.stack([call_window, noise_window]))
+    assert call_score > 0.5 > noise_score
+
+
+def test_a_model_that_cannot_pass_is_not_blessed_and_not_pushed(runs):
+    output_dir, good, failing = runs
+    assert failing["blessed"] is False
+    assert failing["pushed_to"] is None
+    versions = os.listdir(os.path.join(output_dir, "serving_model"))
+    assert versions == [os.path.basename(good["pushed_to"])]
+
+
+def test_inspect_metadata_lists_both_runs_with_artifacts(runs, capsys):
+    output_dir, good, _ = runs
+    reports = inspect_metadata.run(["--output-dir", output_dir])
+    printed = capsys.readouterr().out
+    assert len(reports) == 2
+    assert [r["blessed"] for r in reports] == [True, False]
+    assert "2 pipeline run(s)" in printed
+    assert good["pushed_to"] in printed and "blessed=1" in printed and "blessed=0" in printed
+
+
+def test_score_clips_scores_every_clip_and_lists_failures(runs, tiny_dataset, tmp_path):
+    output_dir, _, _ = runs
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    positives = os.path.join(tiny_dataset, dataset.POSITIVE_DIR)
+    negatives = os.path.join(tiny_dataset, dataset.NEGATIVE_DIR)
+    for folder in (positives, negatives):
+        for name in sorted(os.listdir(folder)):
+            if dataset.split_of(dataset.group_of(name)) == dataset.EVAL_SPLIT:
+                os.symlink(os.path.join(folder, name), clips / name)
+    (clips / "broken.wav").write_bytes(b"nope")
+    output = tmp_path / "scores.csv"
+
+    score_clips.run(["--model", os.path.join(output_dir, "serving_model"), "--clips", str(clips), "--output", str(output)])
+
+    with open(output, newline="") as f:
+        scores = {os.path.basename(r["path"]): float(r["score"]) for r in csv.DictReader(f)}
+    assert len(scores) == len(os.listdir(clips)) - 1
+    calls = [s for n, s in scores.items() if n.startswith("synth-call")]
+    others = [s for n, s in scores.items() if not n.startswith("synth-call")]
+    assert calls and others and min(calls) > max(others)
+    with open(tmp_path / "scores_failures.csv", newline="") as f:
+        assert [os.path.basename(r["path"]) for r in csv.DictReader(f)] == ["broken.wav"]
