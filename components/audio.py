@@ -1,6 +1,6 @@
 """Audio loading shared by ingestion and counting: any wav/flac/mp3 → float32 16 kHz mono.
 
-Decoding is libsndfile (via `soundfile`), resampling is soxr: on a real 3-minute forest mp3 both are
+Decoding is libsndfile (via `soundfile`), resampling is soxr (streamed, so long files stay small): on a real 3-minute forest mp3 both are
 several times faster than tensorflow-io and give the same samples (see BENCHMARKS.md, bench/audio_io.py).
 Every failure is an `AudioLoadError` that names the file and the reason, so batch jobs can record it
 and carry on.
@@ -13,6 +13,9 @@ import soundfile as sf
 import soxr
 
 from model import features
+
+# Frames decoded at a time: ~10 s at 48 kHz.
+_BLOCK_FRAMES = 1 << 19
 
 
 class AudioLoadError(ValueError):
@@ -58,15 +61,31 @@ def load_audio(path: str, sample_rate: int = features.SAMPLE_RATE) -> np.ndarray
     if size == 0:
         raise AudioLoadError(path, "empty file (0 bytes)")
     try:
-        samples, file_rate = sf.read(path, dtype="float32", always_2d=True)  # [frames, channels]
+        with sf.SoundFile(path) as sound:
+            if sound.samplerate == sample_rate:
+                pieces = [_mono(block) for block in sound.blocks(_BLOCK_FRAMES, dtype="float32", always_2d=True)]
+            else:
+                # Decode and resample block by block: memory holds the 16 kHz output and one block,
+                # never the whole file at its own rate (1 h of 48 kHz stereo would be 1.4 GB).
+                stream = soxr.ResampleStream(sound.samplerate, sample_rate, 1, dtype="float32", quality="HQ")
+                pieces = [
+                    stream.resample_chunk(_mono(block))
+                    for block in sound.blocks(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+                ]
+                pieces.append(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
     except (sf.LibsndfileError, RuntimeError, OSError) as error:
         raise AudioLoadError(path, _decode_failure(error)) from error
+    samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
     if samples.shape[0] == 0:
         raise AudioLoadError(path, "empty: no audio frames")
     if not np.all(np.isfinite(samples)):
         raise AudioLoadError(path, "corrupt: non-finite samples")
-    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
-    return resample(mono, file_rate, sample_rate)
+    return samples.astype(np.float32, copy=False)
+
+
+def _mono(block: np.ndarray) -> np.ndarray:
+    """[frames, channels] → [frames], channels averaged."""
+    return block.mean(axis=1) if block.shape[1] > 1 else block[:, 0].copy()
 
 
 def fixed_length(

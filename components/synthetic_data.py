@@ -43,6 +43,8 @@ NEGATIVE_KINDS = ("chirps", "trill", "rain", "wind", "silence")
 # for a counter that slides 3 s windows by 1.5 s.
 MIN_CALL_GAP_SECONDS = 4.0
 MANIFEST = "synthetic_manifest.json"
+# Bump when the generator's output changes, so existing default data is regenerated.
+GENERATOR_VERSION = 1
 TRUTH_CSV = "forest_truth.csv"
 CALLS_CSV = "forest_calls.csv"
 
@@ -217,7 +219,7 @@ def generate_dataset(root: str, spec: SyntheticSpec = SyntheticSpec()) -> Dict[s
       {'positives': n, 'negatives': n, 'recordings': n, 'planted_calls': n}.
     """
     manifest_path = os.path.join(root, MANIFEST)
-    wanted = dataclasses.asdict(spec)
+    wanted = {**dataclasses.asdict(spec), "generator_version": GENERATOR_VERSION}
     if os.path.exists(manifest_path):
         with open(manifest_path) as f:
             manifest = json.load(f)

@@ -41,6 +41,13 @@ MEL_UPPER_HZ = 5_000.0
 # Added before the log so silence maps to a finite floor.
 LOG_OFFSET = 1e-6
 
+# --- Counting --------------------------------------------------------------------------------
+# Recordings are scored in 3 s windows every 1.5 s: each call is seen whole by at least one window.
+# The tutorial's non-overlapping windows are HOP_SECONDS = CLIP_SECONDS.
+HOP_SECONDS = 1.5
+# The tutorial's decision threshold, used when a model carries no threshold chosen on eval.
+TUTORIAL_THRESHOLD = 0.99
+
 # Which spectrogram a model uses: the tutorial's |STFT| ('stft') or the log-mel default ('logmel').
 SPECTROGRAM_STFT = "stft"
 SPECTROGRAM_LOGMEL = "logmel"

@@ -19,8 +19,8 @@ def _stft_magnitude(audio: tf.Tensor) -> tf.Tensor:
 
 def _log_mel(audio: tf.Tensor) -> tf.Tensor:
     """Band-limited log-mel spectrogram. float32[batch, 48000] → [batch, 297, 48]."""
+    # A 512-sample frame is already a power of two, so the FFT is 512 long: 257 bins.
     magnitude = tf.abs(tf.signal.stft(audio, features.MEL_FRAME_LENGTH, features.MEL_FRAME_STEP))  # [b, 297, 257]
-    # (frame 512 is a power of two, so the FFT is 512 long too: 257 bins.)
     mel_matrix = tf.signal.linear_to_mel_weight_matrix(
         num_mel_bins=features.MEL_BANDS,
         num_spectrogram_bins=features.MEL_FRAME_LENGTH // 2 + 1,
@@ -29,6 +29,17 @@ def _log_mel(audio: tf.Tensor) -> tf.Tensor:
         upper_edge_hertz=features.MEL_UPPER_HZ,
     )  # [257, 48]
     return tf.math.log(tf.tensordot(magnitude, mel_matrix, axes=1) + features.LOG_OFFSET)  # [b, 297, 48]
+
+
+def _remove_band_medians(log_mel: tf.Tensor) -> tf.Tensor:
+    """Subtracts each band's median over the window: steady background (wind, rain, recorder hiss,
+    each recorder's colour) drops out and what changes in time, like a call, stays.
+
+    On the real clips this lifted eval average precision from ~0.86 to ~0.99 (see BENCHMARKS.md).
+    """
+    middle = tf.shape(log_mel)[1] // 2
+    medians = tf.sort(log_mel, axis=1)[:, middle : middle + 1, :]  # [batch, 1, bands]
+    return log_mel - medians
 
 
 def preprocessing_fn(inputs, custom_config=None):
@@ -47,7 +58,7 @@ def preprocessing_fn(inputs, custom_config=None):
         spectrogram = _stft_magnitude(audio)  # raw magnitudes, exactly as the tutorial feeds them
     elif kind == features.SPECTROGRAM_LOGMEL:
         # One mean and variance over the training set (a full pass): the scale of the data, not of a clip.
-        spectrogram = tft.scale_to_z_score(_log_mel(audio))
+        spectrogram = tft.scale_to_z_score(_remove_band_medians(_log_mel(audio)))
     else:
         raise ValueError(f"unknown spectrogram {kind!r}")
     outputs = {features.transformed_name(features.AUDIO_KEY): spectrogram}

@@ -21,7 +21,10 @@ _EVENT_DIRECTION = {
     metadata_store_pb2.Event.DECLARED_OUTPUT: "out",
     metadata_store_pb2.Event.INTERNAL_OUTPUT: "out",
 }
-_SHOWN_PROPERTIES = ("blessed", "pushed", "pushed_destination", "threshold", "precision", "recall", "f1", "split_names")
+_SHOWN_PROPERTIES = (
+    "blessed", "pushed", "pushed_destination", "threshold", "precision", "recall", "f1", "split_names",
+    "counted", "files", "failures", "calls", "audio_hours",
+)
 
 
 def open_store(sqlite_path: str) -> metadata_store.MetadataStore:
@@ -99,6 +102,7 @@ def _outcome(components: List[Dict]) -> Dict:
     evaluation = _output(components, "Evaluator", "evaluation")
     pushed = _output(components, "Pusher", "pushed_model")
     threshold = _output(components, "ThresholdSelector", "threshold")
+    counts = _output(components, "CallCounter", "counts")
     return {
         "model_uri": model and model["uri"],
         "blessed": bool(blessing and blessing["properties"].get("blessed") == 1),
@@ -106,6 +110,8 @@ def _outcome(components: List[Dict]) -> Dict:
         "pushed_to": pushed["properties"].get("pushed_destination") if pushed and pushed["properties"].get("pushed") == 1 else None,
         "threshold": threshold and threshold["properties"].get("threshold"),
         "threshold_uri": threshold and threshold["uri"],
+        "counts_uri": counts["uri"] if counts and counts["properties"].get("counted") == 1 else None,
+        "counts": counts and counts["properties"],
     }
 
 
@@ -151,6 +157,10 @@ def format_run_summary(report: Dict) -> str:
     if report["threshold"] is not None:
         lines.append(f"  counting threshold (best F1 on eval): {report['threshold']:.3f}; "
                      f"PR curve: {os.path.join(report['threshold_uri'], 'pr_curve.png')}")
+    if report.get("counts_uri"):
+        counts = report["counts"]
+        lines.append(f"  counted {counts.get('calls')} calls in {counts.get('files', 0) - counts.get('failures', 0)} "
+                     f"recordings ({counts.get('failures')} failures): {os.path.join(report['counts_uri'], 'counts.csv')}")
     return "\n".join(lines)
 
 
@@ -172,4 +182,6 @@ def format_run_report(report: Dict) -> str:
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(report["metrics"].items()))
     lines.append(f"  eval metrics: {metrics or 'none'}")
     lines.append(f"  blessed: {report['blessed']}; pushed to: {report['pushed_to']}; threshold: {report['threshold']}")
+    if report.get("counts_uri"):
+        lines.append(f"  counts: {report['counts_uri']} {report['counts']}")
     return "\n".join(lines)

@@ -1,7 +1,7 @@
 """`create_pipeline`: the TFX pipeline that trains, gates and pushes the call classifier.
 
 ImportExampleGen → StatisticsGen → SchemaGen → ExampleValidator → Transform → Trainer
-→ (latest blessed model) → Evaluator → Pusher → ThresholdSelector
+→ (latest blessed model) → Evaluator → Pusher → ThresholdSelector → CallCounter (when given recordings)
 """
 
 from typing import List, Optional
@@ -9,6 +9,7 @@ from typing import List, Optional
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
+from components.call_counter import CallCounter, recordings_fingerprint
 from components.dataset import EVAL_SPLIT, TRAIN_SPLIT
 from components.threshold import ThresholdSelector
 from model import constants, features
@@ -67,6 +68,8 @@ def create_pipeline(
     precision_floor: float,
     max_regression: float,
     pr_curve_thresholds: int,
+    recordings: Optional[str] = None,
+    hop_seconds: float = features.HOP_SECONDS,
     metadata_connection_config=None,
     beam_pipeline_args: Optional[List[str]] = None,
     enable_cache: bool = True,
@@ -85,6 +88,8 @@ def create_pipeline(
       recall_floor, precision_floor: the Evaluator blesses only above both.
       max_regression: how far recall or precision may fall against the last blessed model.
       pr_curve_thresholds: points of the eval PR curve.
+      recordings: a folder or glob of recordings to count with the pushed model; None: no counting.
+      hop_seconds: step between the counting windows.
       metadata_connection_config: ML Metadata connection (SQLite locally); None lets the runner choose.
       beam_pipeline_args: Beam options for the Beam-based components.
       enable_cache: reuse earlier outputs of components whose inputs did not change.
@@ -150,13 +155,25 @@ def create_pipeline(
     threshold_selector = ThresholdSelector(
         evaluation=evaluator.outputs["evaluation"], pushed_model=pusher.outputs["pushed_model"]
     )
+    components = [
+        example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
+        model_resolver, evaluator, pusher, threshold_selector,
+    ]
+    if recordings:
+        # Counts calls with the pushed model; the fingerprint re-runs it when the recordings change.
+        components.append(
+            CallCounter(
+                pushed_model=pusher.outputs["pushed_model"],
+                threshold=threshold_selector.outputs["threshold"],
+                recordings=recordings,
+                recordings_fingerprint=recordings_fingerprint(recordings),
+                hop_seconds=hop_seconds,
+            )
+        )
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[
-            example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
-            model_resolver, evaluator, pusher, threshold_selector,
-        ],
+        components=components,
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [],

@@ -11,6 +11,9 @@ such as `--direct_running_mode=multi_processing --direct_num_workers=0` go to ev
     OUT/pipeline/        every component's artifacts
     OUT/metadata.sqlite  ML Metadata (see runners/inspect_metadata.py)
     OUT/serving_model/   pushed models, one timestamped folder each
+
+After a push, the pipeline's CallCounter counts the calls in --recordings (default: the data's
+'Forest Recordings/'); the closing summary says where counts.csv is.
 """
 
 import argparse
@@ -42,6 +45,10 @@ def parse_args(argv=None):
     parser.add_argument("--precision-floor", type=float, default=configs.PRECISION_FLOOR)
     parser.add_argument("--max-regression", type=float, default=configs.MAX_REGRESSION,
                         help="how far recall/precision may drop against the last blessed model")
+    parser.add_argument("--recordings", help="recordings to count after a push (folder or glob; '': none); "
+                        "default: the data root's 'Forest Recordings/' when it has one")
+    parser.add_argument("--hop-seconds", type=float, default=features.HOP_SECONDS,
+                        help="step between the 3 s counting windows")
     parser.add_argument("--no-cache", action="store_true", help="re-run every component")
     parser.add_argument("--report-json", help="also write the run's report (metrics, blessing, paths) here")
     return parser.parse_known_args(argv)
@@ -69,6 +76,9 @@ def run(argv=None) -> dict:
     ingestion = ingest.run_ingestion(data_root, ingested_dir, beam_args, args.eval_percent, args.pad)
     print("      " + ingest.summary_line(ingestion, ingested_dir), flush=True)
 
+    recordings = args.recordings
+    if recordings is None and os.path.isdir(os.path.join(data_root, dataset.FOREST_DIR)):
+        recordings = os.path.abspath(os.path.join(data_root, dataset.FOREST_DIR))
     output_dir = os.path.abspath(args.output_dir)
     metadata_path = os.path.join(output_dir, metadata.METADATA_SQLITE)
     serving_model_dir = os.path.join(output_dir, "serving_model")
@@ -87,6 +97,8 @@ def run(argv=None) -> dict:
         precision_floor=args.precision_floor,
         max_regression=args.max_regression,
         pr_curve_thresholds=configs.PR_CURVE_THRESHOLDS,
+        recordings=recordings,
+        hop_seconds=args.hop_seconds,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
         beam_pipeline_args=beam_args,
         enable_cache=not args.no_cache,

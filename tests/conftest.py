@@ -7,7 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest
 
 from components import synthetic_data
-from tests.helpers import TINY_SPEC
+from tests.helpers import SMALL_DEFAULT_SPEC, TINY_SPEC
 
 
 @pytest.fixture(scope="session")
@@ -15,3 +15,22 @@ def tiny_dataset(tmp_path_factory) -> str:
     root = str(tmp_path_factory.mktemp("tiny_dataset"))
     synthetic_data.generate_dataset(root, TINY_SPEC)
     return root
+
+
+@pytest.fixture(scope="session")
+def trained_pipeline(tmp_path_factory):
+    """Two real pipeline runs into one output dir, on the default clips with short recordings.
+
+    The first trains the default model, blesses, pushes and counts the recordings; the second asks
+    for recall and precision above 1.0, so it must neither bless nor push.
+    Returns (data_root, output_dir, first report, second report).
+    """
+    from runners import local_runner
+
+    data_root = str(tmp_path_factory.mktemp("small_default_data"))
+    synthetic_data.generate_dataset(data_root, SMALL_DEFAULT_SPEC)
+    output_dir = str(tmp_path_factory.mktemp("local_run"))
+    common = ["--data-root", data_root, "--output-dir", output_dir]
+    good = local_runner.run(common)
+    failing = local_runner.run(common + ["--recall-floor", "1.01", "--precision-floor", "1.01"])
+    return data_root, output_dir, good, failing

@@ -17,6 +17,11 @@ TINY_SPEC = synthetic_data.SyntheticSpec(
 )
 
 
+# The default clips (same seed, so the same 270 clips as `make run`) with three 1-minute recordings:
+# the pipeline and counting tests train the default model on the default data, as users do.
+SMALL_DEFAULT_SPEC = synthetic_data.SyntheticSpec(recordings=3, recording_seconds=60.0, max_calls_per_recording=6)
+
+
 def tone(freq_hz: float, seconds: float, rate: int, channels: int = 1, amplitude: float = 0.5) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     mono = (amplitude * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)

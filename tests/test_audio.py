@@ -122,3 +122,18 @@ def test_a_header_without_frames_is_empty(tmp_path):
     path = write_audio(str(tmp_path / "header_only.wav"), np.zeros((0, 1), dtype=np.float32), 16_000)
     with pytest.raises(audio.AudioLoadError, match="no audio frames"):
         audio.load_audio(path)
+
+
+def test_streamed_decoding_matches_resampling_the_whole_file_at_once(tmp_path):
+    rate = 48_000
+    rng = np.random.default_rng(1)
+    stereo = (0.2 * rng.standard_normal((25 * rate, 2))).astype(np.float32)  # several decode blocks long
+    path = str(tmp_path / "long.flac")
+    import soundfile as sf
+
+    sf.write(path, stereo, rate, subtype="PCM_24")
+    decoded, _ = sf.read(path, dtype="float32")
+    whole = audio.resample(decoded.mean(axis=1), rate, RATE)
+    streamed = audio.load_audio(path)
+    assert len(streamed) == len(whole) == 25 * RATE
+    assert np.max(np.abs(streamed - whole)) < 1e-3

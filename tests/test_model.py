@@ -55,3 +55,14 @@ def test_default_model_is_far_smaller_and_outputs_probabilities():
 def test_unknown_architecture_is_rejected():
     with pytest.raises(ValueError, match="architecture"):
         model.build_model("resnet", (297, 48))
+
+
+def test_band_medians_are_removed_so_steady_background_vanishes():
+    t = np.arange(features.CLIP_SAMPLES) / features.SAMPLE_RATE
+    steady = 0.3 * np.sin(2 * np.pi * 800 * t)
+    burst = steady + np.where((t > 1.0) & (t < 2.0), 0.5 * np.sin(2 * np.pi * 1_500 * t), 0.0)
+    log_mel = preprocessing._log_mel(tf.constant(np.stack([steady, burst]).astype(np.float32)))
+    normalised = preprocessing._remove_band_medians(log_mel).numpy()
+    assert normalised.shape == log_mel.shape
+    assert np.abs(normalised[0]).max() < 1.0  # a steady tone is background: flat after removal
+    assert normalised[1].max() > 5.0  # the 1 s burst stands out

@@ -1,7 +1,7 @@
-"""The real training pipeline (LocalDagRunner, Beam, ML Metadata) on the tiny synthetic dataset.
+"""The real training pipeline (LocalDagRunner, Beam, ML Metadata) on the default synthetic clips.
 
-One output dir, two runs: the first must bless and push a model that tells calls from noise; the
-second, with floors above 1.0, must not bless and must not push.
+One output dir, two runs (see `trained_pipeline` in conftest.py): the first must bless and push a
+model that tells calls from noise; the second, with floors above 1.0, must not bless and must not push.
 """
 
 import csv
@@ -18,17 +18,13 @@ pytestmark = pytest.mark.e2e
 
 COMPONENTS = [
     "ImportExampleGen", "latest_blessed_model_resolver", "StatisticsGen", "SchemaGen", "ExampleValidator",
-    "Transform", "Trainer", "Evaluator", "Pusher", "ThresholdSelector",
+    "Transform", "Trainer", "Evaluator", "Pusher", "ThresholdSelector", "CallCounter",
 ]
-EPOCHS = 20  # a few seconds on 36 tiny clips; enough to separate calls from noise
 
 
 @pytest.fixture(scope="module")
-def runs(tiny_dataset, tmp_path_factory):
-    output_dir = str(tmp_path_factory.mktemp("local_run"))
-    common = ["--data-root", tiny_dataset, "--output-dir", output_dir, "--epochs", str(EPOCHS)]
-    good = local_runner.run(common)
-    failing = local_runner.run(common + ["--recall-floor", "1.01", "--precision-floor", "1.01"])
+def runs(trained_pipeline):
+    _, output_dir, good, failing = trained_pipeline
     return output_dir, good, failing
 
 
@@ -58,18 +54,18 @@ def test_first_run_blesses_and_pushes_a_model_with_its_threshold(runs):
     assert os.path.getsize(os.path.join(good["threshold_uri"], "pr_curve.png")) > 1_000
 
 
-def test_pushed_model_scores_a_planted_call_above_forest_noise(runs, tiny_dataset):
-    output_dir, _, _ = runs
+def test_pushed_model_scores_a_planted_call_above_forest_noise(trained_pipeline):
+    data_root, output_dir, _, _ = trained_pipeline
     scorer = scoring.WindowScorer(os.path.join(output_dir, "serving_model"))
-    calls = synthetic_data.read_forest_calls(tiny_dataset)
+    calls = synthetic_data.read_forest_calls(data_root)
     name = next(n for n, c in calls.items() if c)
-    recording = audio.load_audio(os.path.join(tiny_dataset, dataset.FOREST_DIR, name))
+    recording = audio.load_audio(os.path.join(data_root, dataset.FOREST_DIR, name))
     start, end = calls[name][0]
     centre = int((start + end) / 2 * 16_000)
     call_window = recording[centre - 24_000 : centre + 24_000]
     # A 3 s stretch at least 2 s away from every call: background only.
     quiet_start = next(
-        s for s in np.arange(0, 37, 0.5) if all(s + 3 < a - 2 or s > b + 2 for a, b in calls[name])
+        s for s in np.arange(0, 57, 0.5) if all(s + 3 < a - 2 or s > b + 2 for a, b in calls[name])
     )
     noise_window = recording[int(quiet_start * 16_000) : int(quiet_start * 16_000) + 48_000]
     call_score, noise_score = scorer(np.stack([call_window, noise_window]))
@@ -94,12 +90,12 @@ def test_inspect_metadata_lists_both_runs_with_artifacts(runs, capsys):
     assert good["pushed_to"] in printed and "blessed=1" in printed and "blessed=0" in printed
 
 
-def test_score_clips_scores_every_clip_and_lists_failures(runs, tiny_dataset, tmp_path):
-    output_dir, _, _ = runs
+def test_score_clips_scores_every_clip_and_lists_failures(trained_pipeline, tmp_path):
+    data_root, output_dir, _, _ = trained_pipeline
     clips = tmp_path / "clips"
     clips.mkdir()
-    positives = os.path.join(tiny_dataset, dataset.POSITIVE_DIR)
-    negatives = os.path.join(tiny_dataset, dataset.NEGATIVE_DIR)
+    positives = os.path.join(data_root, dataset.POSITIVE_DIR)
+    negatives = os.path.join(data_root, dataset.NEGATIVE_DIR)
     for folder in (positives, negatives):
         for name in sorted(os.listdir(folder)):
             if dataset.split_of(dataset.group_of(name)) == dataset.EVAL_SPLIT:

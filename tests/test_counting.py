@@ -1,0 +1,144 @@
+"""components/counting.py and runners/count_calls.py: windows, merging, and the resumable Beam job."""
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from components import counting, dataset, synthetic_data
+from model import features
+from pipeline import metadata
+from runners import count_calls
+from tests.helpers import tone, write_audio
+
+RATE = features.SAMPLE_RATE
+
+
+def test_windows_step_by_the_hop_and_the_last_one_is_flush_with_the_end():
+    assert counting.window_starts(10 * RATE, 3 * RATE, RATE * 3 // 2).tolist() == [
+        0, 24_000, 48_000, 72_000, 96_000, 112_000]
+    assert counting.window_starts(6 * RATE, 3 * RATE, RATE * 3 // 2).tolist() == [0, 24_000, 48_000]
+    assert counting.window_starts(9 * RATE, 3 * RATE, 3 * RATE).tolist() == [0, 48_000, 96_000]  # tutorial
+    assert counting.window_starts(2 * RATE, 3 * RATE, RATE).tolist() == []
+
+
+def test_consecutive_positive_windows_are_one_call_and_a_negative_window_splits_calls():
+    starts = [0.0, 1.5, 3.0, 4.5, 6.0, 7.5, 9.0]
+    scores = [0.1, 0.9, 0.95, 0.2, 0.99, 0.97, 0.1]
+    assert counting.merge_detections(starts, scores, 0.5, 3.0) == [(1.5, 6.0, 0.95), (6.0, 10.5, 0.99)]
+    assert counting.merge_detections(starts, scores, 0.999, 3.0) == []
+
+
+def test_recordings_are_listed_from_a_folder_or_a_glob(tmp_path):
+    (tmp_path / "a").mkdir()
+    for name in ("a/x.mp3", "y.WAV", "z.flac", "notes.csv", ".hidden.mp3"):
+        (tmp_path / name).write_bytes(b"")
+    found = [os.path.relpath(p, tmp_path) for p in counting.list_recordings(str(tmp_path))]
+    assert found == ["a/x.mp3", "y.WAV", "z.flac"]
+    assert [os.path.basename(p) for p in counting.list_recordings(str(tmp_path / "*.flac"))] == ["z.flac"]
+
+
+@pytest.fixture(scope="module")
+def recordings(trained_pipeline, tmp_path_factory):
+    """The small default data's recordings plus every kind of bad file and a silent one."""
+    data_root, _, _, _ = trained_pipeline
+    folder = tmp_path_factory.mktemp("recordings")
+    forest = os.path.join(data_root, dataset.FOREST_DIR)
+    for name in os.listdir(forest):
+        shutil.copy(os.path.join(forest, name), folder / name)
+    good = (folder / "recording_00.mp3").read_bytes()
+    (folder / "corrupt.mp3").write_bytes(good[:400] + os.urandom(50_000))
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "text.mp3").write_text("this is a field note, not a recording\n" * 100)
+    write_audio(str(folder / "short.wav"), tone(700, 1.0, 44_100), 44_100)
+    sf.write(str(folder / "silent.flac"), np.zeros((10 * 44_100, 2), dtype=np.float32), 44_100)
+    return str(folder), synthetic_data.read_forest_truth(data_root)
+
+
+def _read(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _model(trained_pipeline):
+    return os.path.join(trained_pipeline[1], "serving_model")
+
+
+def test_counts_equal_the_planted_truth_and_bad_files_are_listed(trained_pipeline, recordings, tmp_path):
+    folder, truth = recordings
+    out = str(tmp_path / "counts")
+
+    summary = count_calls.run(["--model", _model(trained_pipeline), "--recordings", folder, "--output-dir", out,
+                               "--plots"])
+
+    counts = {row["recording"]: int(row["capuchin_calls"]) for row in _read(os.path.join(out, counting.COUNTS_CSV))}
+    assert counts == {**truth, "silent.flac": 0}
+    failures = {os.path.basename(r["recording"]): r["reason"] for r in _read(os.path.join(out, counting.FAILURES_CSV))}
+    assert set(failures) == {"corrupt.mp3", "empty.wav", "text.mp3", "short.wav"}
+    assert "too short" in failures["short.wav"] and "empty" in failures["empty.wav"]
+    assert "not audio" in failures["text.mp3"]
+    detections = _read(os.path.join(out, counting.DETECTIONS_CSV))
+    assert len(detections) == sum(truth.values())
+    assert all(float(d["end_s"]) - float(d["start_s"]) >= features.CLIP_SECONDS for d in detections)
+    selections = open(os.path.join(out, counting.SELECTIONS_TXT)).read().splitlines()
+    assert len(selections) == 1 + sum(truth.values()) and selections[0].startswith("Selection\tView")
+    assert summary["files"] == len(truth) + 5 and summary["failures"] == 4 and summary["calls"] == sum(truth.values())
+    assert summary["audio_hours"] == pytest.approx((60 * len(truth) + 10) / 3600, abs=1e-3)
+    assert sorted(os.listdir(os.path.join(out, counting.PLOTS_DIR))) == sorted(
+        f"{name}.png" for name in (*truth, "silent.flac"))
+
+    # A second run into the same folder finds everything done and changes nothing.
+    before = {name: open(os.path.join(out, name)).read() for name in (counting.COUNTS_CSV, counting.DETECTIONS_CSV)}
+    again = count_calls.run(["--model", _model(trained_pipeline), "--recordings", folder, "--output-dir", out])
+    assert again["new_this_run"] == 0 and again["calls"] == summary["calls"]
+    assert {name: open(os.path.join(out, name)).read() for name in before} == before
+
+
+def test_a_killed_run_resumes_to_the_same_files_as_an_uninterrupted_one(trained_pipeline, recordings, tmp_path):
+    folder, _ = recordings
+    many = tmp_path / "many"
+    many.mkdir()
+    for copy in range(4):  # enough files that the run is still going when it is killed
+        for name in os.listdir(folder):
+            shutil.copy(os.path.join(folder, name), many / f"{copy}_{name}")
+    whole, resumed = str(tmp_path / "whole"), str(tmp_path / "resumed")
+    args = ["--model", _model(trained_pipeline), "--recordings", str(many)]
+    count_calls.run(args + ["--output-dir", whole])
+
+    command = [sys.executable, "-m", "runners.count_calls", *args, "--output-dir", resumed]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    parts = os.path.join(resumed, counting.PARTS_DIR)
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if os.path.isdir(parts) and len(os.listdir(parts)) >= 3:
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    process.wait()
+    finished_before_kill = len(counting.load_parts(resumed))  # a part being written when killed is not one
+    assert finished_before_kill < len(os.listdir(many)), "the run finished before it could be killed"
+
+    summary = count_calls.run(args + ["--output-dir", resumed])
+    assert summary["new_this_run"] == len(os.listdir(many)) - finished_before_kill
+    for name in (counting.COUNTS_CSV, counting.DETECTIONS_CSV, counting.FAILURES_CSV, counting.SELECTIONS_TXT):
+        assert open(os.path.join(resumed, name)).read() == open(os.path.join(whole, name)).read(), name
+
+
+def test_the_pipeline_counts_after_the_push_and_records_it_in_ml_metadata(trained_pipeline):
+    data_root, output_dir, good, _ = trained_pipeline
+    truth = synthetic_data.read_forest_truth(data_root)
+    counter = next(c for c in good["components"] if c["component"] == "CallCounter")
+    inputs = {a["key"]: a for a in counter["inputs"]}
+    assert inputs["pushed_model"]["properties"]["pushed"] == 1
+    assert inputs["pushed_model"]["properties"]["pushed_destination"] == good["pushed_to"]
+    assert inputs["threshold"]["properties"]["threshold"] == pytest.approx(good["threshold"])
+    counts = {r["recording"]: int(r["capuchin_calls"]) for r in _read(os.path.join(good["counts_uri"], counting.COUNTS_CSV))}
+    assert counts == truth
+    assert good["counts"]["calls"] == sum(truth.values())
