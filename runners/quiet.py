@@ -16,6 +16,8 @@ warnings.filterwarnings("ignore", category=RuntimeWarning, module="tensorflow_mo
 
 def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    # Our own progress lines (files done / total, rates) always show.
+    logging.getLogger("capuchin").setLevel(logging.INFO)
     # TFX logs through absl; TensorFlow's "Instructions for updating" notices are WARNINGs.
     logging.getLogger("absl").setLevel(level)
     logging.getLogger("tensorflow").setLevel(max(level, logging.ERROR))

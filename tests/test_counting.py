@@ -142,3 +142,10 @@ def test_the_pipeline_counts_after_the_push_and_records_it_in_ml_metadata(traine
     counts = {r["recording"]: int(r["capuchin_calls"]) for r in _read(os.path.join(good["counts_uri"], counting.COUNTS_CSV))}
     assert counts == truth
     assert good["counts"]["calls"] == sum(truth.values())
+
+
+def test_local_runs_use_every_core_unless_beam_args_say_otherwise():
+    assert "--direct_running_mode=multi_threading" in counting.with_local_parallelism(None)
+    assert counting.with_local_parallelism(["--runner=DataflowRunner"]) == ["--runner=DataflowRunner"]
+    chosen = ["--direct_running_mode=in_memory"]
+    assert counting.with_local_parallelism(chosen) == chosen
