@@ -18,11 +18,16 @@ from components.threshold import CallThreshold
 class CallCounts(artifact.Artifact):
     """counts.csv, detections.csv, selections.txt, failures.csv and summary.json of one counting run."""
 
-    TYPE_NAME = "CallCounts"
+    TYPE_NAME = "capuchin.CallCounts"
 
 
 def recordings_fingerprint(recordings: str) -> str:
-    """Changes when a recording is added, removed or modified, so a cached count is never stale."""
+    """Changes when a recording is added, removed or modified, so a cached count is never stale.
+
+    Local paths only; for remote ones (gs://, compiled for Vertex) it is the path itself.
+    """
+    if "://" in recordings:
+        return recordings
     digest = hashlib.sha256()
     for path in counting.list_recordings(recordings):
         stat = os.stat(path)

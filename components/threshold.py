@@ -21,7 +21,7 @@ PUSHED_THRESHOLD = os.path.join("assets.extra", THRESHOLD_JSON)
 class CallThreshold(artifact.Artifact):
     """The decision threshold for counting, with the PR curve it came from."""
 
-    TYPE_NAME = "CallThreshold"
+    TYPE_NAME = "capuchin.CallThreshold"  # <namespace>.<Name>: the form KFP v2 accepts for custom types
 
 
 def pr_points(evaluation_uri: str) -> List[Dict[str, float]]:

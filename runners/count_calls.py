@@ -10,10 +10,12 @@ and summary.json. Re-running into the same OUT skips finished recordings; a kill
 import argparse
 import logging
 import os
+import sys
 
 from runners import quiet  # noqa: F401  (must precede TensorFlow)
 from components import counting
 from model import features
+from pipeline import beam_options
 
 
 def run(argv=None) -> dict:
@@ -26,7 +28,17 @@ def run(argv=None) -> dict:
     parser.add_argument("--hop-seconds", type=float, default=features.HOP_SECONDS,
                         help=f"step between 3 s windows (default {features.HOP_SECONDS}; 3 = the tutorial's)")
     parser.add_argument("--plots", action="store_true", help="a PNG per recording: scores and calls over time")
+    parser.add_argument("--validate-only", action="store_true",
+                        help="check the Beam options (Dataflow: offline, no submission) and stop")
     args, beam_args = parser.parse_known_args(argv)
+    beam_args = beam_options.with_setup_file(beam_args)
+    if "--runner=DataflowRunner" in beam_args:
+        errors = beam_options.validate_dataflow_args(beam_args)
+        if errors:
+            sys.exit("Dataflow options are not valid:\n  " + "\n  ".join(errors))
+    if args.validate_only:
+        print(f"Valid Beam args: {' '.join(beam_args) or '(DirectRunner defaults)'}")
+        return {"beam_args": beam_args}
     summary = counting.run_counting(
         args.model, args.recordings, args.output_dir, args.threshold, args.hop_seconds, beam_args, args.plots
     )

@@ -10,6 +10,7 @@ import logging
 from runners import quiet  # noqa: F401  (must precede TensorFlow)
 from components import dataset, ingest
 from model import features
+from pipeline import beam_options
 
 
 def run(argv=None) -> dict:
@@ -21,6 +22,7 @@ def run(argv=None) -> dict:
     parser.add_argument("--pad", choices=[features.PAD_FRONT, features.PAD_BACK], default=features.DEFAULT_PAD,
                         help="where clips shorter than 3 s get their zeros")
     args, beam_args = parser.parse_known_args(argv)
+    beam_args = beam_options.with_setup_file(beam_args)
     summary = ingest.run_ingestion(args.data_root, args.output_dir, beam_args, args.eval_percent, args.pad)
     print(ingest.summary_line(summary, args.output_dir))
     return summary
