@@ -85,13 +85,13 @@ def child(method: str, args: argparse.Namespace) -> None:
     elif method == "tutorial":
         result = _tutorial(args.recordings, args.seed_model)
     else:
-        # counting: the job's default (one thread per core); counting:in_memory or counting:processes as named.
+        # counting: the job's default (one thread per core); counting:in_memory (one thread);
+        # counting:processes:N (the multi-processing DirectRunner with N workers).
         mode = method.split(":")[1] if ":" in method else None
-        extra = {
-            None: [],
-            "in_memory": ["--direct_running_mode=in_memory"],
-            "processes": ["--direct_running_mode=multi_processing", f"--direct_num_workers={os.cpu_count()}"],
-        }[mode]
+        if mode == "processes":
+            extra = ["--direct_running_mode=multi_processing", f"--direct_num_workers={method.split(':')[2]}"]
+        else:
+            extra = {None: [], "in_memory": ["--direct_running_mode=in_memory"]}[mode]
         result = _counting(args.recordings, args.model, extra)
     result["wall_seconds"] = time.time() - started
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -104,7 +104,7 @@ def main():
     parser.add_argument("--model", required=True, help="pushed default model (or serving_model folder)")
     parser.add_argument("--seed-model", help="pushed seed model, for the tutorial's method")
     parser.add_argument("--methods", nargs="+", default=["decode-only", "counting", "tutorial"],
-                        help="decode-only, counting, counting:in_memory, counting:processes, tutorial")
+                        help="decode-only, counting, counting:in_memory, counting:processes:N, tutorial")
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:

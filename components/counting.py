@@ -1,7 +1,8 @@
 """Counting calls in recordings: window, score with the pushed model, merge positive windows into calls.
 
-The pure parts (windows, merging, output tables) are plain functions; `CountCallsFn` is the per-recording
-Beam step; `CountCalls` is the composite transform and `run_counting` the whole resumable job:
+The pure parts (windows, merging, output tables) are plain functions; `CountCalls` is the composite Beam
+transform (decode and chunk each recording, score the chunks, merge each recording's scores into calls)
+and `run_counting` the whole resumable job:
 
     OUT/counts.csv        recording,capuchin_calls      one row per input file that could be read
     OUT/detections.csv    recording,start_s,end_s,score one row per call
@@ -35,6 +36,7 @@ FAILURES_CSV = "failures.csv"
 SUMMARY_JSON = "summary.json"
 PARTS_DIR = "parts"
 PLOTS_DIR = "plots"
+CHUNKS_TAG = "chunks"
 SCORE_BATCH = 64  # windows per model call: ~12 MB of audio, whatever the recording's length
 _log = logging.getLogger("capuchin.counting")
 # Below this RMS (about -80 dBFS) a recording holds nothing to hear: counted as 0 without scoring.
@@ -46,6 +48,9 @@ class CountingConfig:
     threshold: float
     hop_seconds: float = features.HOP_SECONDS
     window_seconds: float = features.CLIP_SECONDS
+    # Windows per chunk: 7 x 64 = 448 windows, about 11 minutes at a 1.5 s hop. Longer recordings are
+    # scored in several chunks, in parallel where there are workers.
+    chunk_windows: int = 7 * SCORE_BATCH
 
     @property
     def hop_samples(self) -> int:
@@ -85,15 +90,15 @@ def window_starts(num_samples: int, window: int, hop: int) -> np.ndarray:
     return starts
 
 
-def score_recording(waveform: np.ndarray, scorer, config: CountingConfig) -> Tuple[np.ndarray, np.ndarray]:
-    """(start seconds, score) of every window. Windows are views, copied only SCORE_BATCH at a time."""
-    starts = window_starts(len(waveform), config.window_samples, config.hop_samples)
-    windows = np.lib.stride_tricks.sliding_window_view(waveform, config.window_samples)  # no copy
-    scores = np.concatenate(
+def score_windows(waveform: np.ndarray, starts: np.ndarray, scorer, window: int) -> np.ndarray:
+    """Scores of the windows starting at `starts` (samples). Windows are views, copied SCORE_BATCH at a time."""
+    if len(starts) == 0:
+        return np.zeros(0, dtype=np.float32)
+    windows = np.lib.stride_tricks.sliding_window_view(waveform, window)  # no copy
+    return np.concatenate(
         [scorer(np.ascontiguousarray(windows[starts[i : i + SCORE_BATCH]])) for i in range(0, len(starts), SCORE_BATCH)]
         or [np.zeros(0, dtype=np.float32)]
     )
-    return starts / features.SAMPLE_RATE, scores
 
 
 def merge_detections(
@@ -125,62 +130,160 @@ def _write_json_atomically(path: str, payload: Dict) -> None:
     os.replace(temporary, path)  # a killed run leaves either the whole part or none
 
 
-class CountCallsFn(beam.DoFn):
-    """recording path → its result dict (calls or failure), also saved as a part file."""
+@dataclasses.dataclass
+class Chunk:
+    """A run of consecutive windows of one recording and the samples they cover.
 
-    def __init__(self, model_dir: str, config: CountingConfig, output_dir: str, total: int, plots: bool):
-        self._model_dir = model_dir
+    Chunks of a recording overlap by a window minus a hop, so every window is scored from exactly the
+    samples it would have unsplit; they hold a multiple of SCORE_BATCH windows, so even the batches
+    the model sees are the same. Splitting therefore cannot change a score, a call or a count.
+    """
+
+    recording: str
+    index: int
+    first_window: int  # index of the chunk's first window in the whole recording
+    offset: int  # sample of the recording where `samples` begins
+    starts: np.ndarray  # window starts, in samples of the recording
+    samples: np.ndarray
+    seconds: float  # length of the whole recording
+
+
+class DecodeAndChunkFn(beam.DoFn):
+    """recording path → its result, or Chunks for other workers to score when it is long.
+
+    A recording of one chunk (most field recordings) is scored and merged right here, with no shuffle
+    of its samples or scores; a file that cannot be counted → its failure part.
+    """
+
+    def __init__(self, model_dir: str, config: CountingConfig, output_dir: str, progress: "_Progress", plots: bool):
         self._config = config
         self._output_dir = output_dir
-        self._total = total
+        self._progress = progress
         self._plots = plots
+        self._score = ScoreChunkFn(model_dir, config)
+
+    def setup(self):
+        self._score.setup()
+
+    def process(self, recording: str):
+        try:
+            waveform = audio.load_audio(recording)
+            seconds = len(waveform) / features.SAMPLE_RATE
+            if len(waveform) < self._config.window_samples:
+                raise audio.AudioLoadError(
+                    recording, f"too short: {seconds:.2f} s, shorter than one {self._config.window_seconds:g} s window"
+                )
+        except audio.AudioLoadError as error:
+            result = {"recording": recording, "calls": None, "detections": [], "seconds": 0.0, "reason": error.reason}
+            _write_json_atomically(_part_path(self._output_dir, recording), result)
+            self._progress.log(result)
+            return
+        starts = window_starts(len(waveform), self._config.window_samples, self._config.hop_samples)
+        if np.sqrt(np.mean(waveform**2)) < SILENCE_RMS:
+            starts = starts[:0]  # silence: nothing to count, nothing to score
+        step = self._config.chunk_windows
+        if len(starts) <= step:
+            (_, scored), = self._score.process((recording, Chunk(recording, 0, 0, 0, starts, waveform, seconds)))
+            yield _merge_and_save(recording, [scored], self._config, self._output_dir, self._progress, self._plots)
+            return
+        for index, first in enumerate(range(0, len(starts), step)):
+            chunk_starts = starts[first : first + step]
+            begin, end = int(chunk_starts[0]), int(chunk_starts[-1]) + self._config.window_samples
+            chunk = Chunk(recording, index, first, begin, chunk_starts, waveform[begin:end].copy(), seconds)
+            yield beam.pvalue.TaggedOutput(CHUNKS_TAG, (recording, chunk))
+
+
+class ScoreChunkFn(beam.DoFn):
+    """(recording, Chunk) → (recording, (first window, window start seconds, scores, seconds))."""
+
+    def __init__(self, model_dir: str, config: CountingConfig):
+        self._model_dir = model_dir
+        self._config = config
         self._scorer = None
 
     def setup(self):
         self._scorer = scoring.WindowScorer(self._model_dir)
 
-    def process(self, recording: str):
-        started = time.time()
-        result = {"recording": recording, "calls": None, "detections": [], "seconds": 0.0, "reason": None}
-        try:
-            waveform = audio.load_audio(recording)
-            result["seconds"] = len(waveform) / features.SAMPLE_RATE
-            if len(waveform) < self._config.window_samples:
-                raise audio.AudioLoadError(
-                    recording, f"too short: {result['seconds']:.2f} s, shorter than one {self._config.window_seconds:g} s window"
-                )
-            if np.sqrt(np.mean(waveform**2)) < SILENCE_RMS:
-                starts_s, scores = np.zeros(0), np.zeros(0)  # silence: nothing to count, nothing to score
-            else:
-                starts_s, scores = score_recording(waveform, self._scorer, self._config)
-            result["detections"] = merge_detections(starts_s, scores, self._config.threshold, self._config.window_seconds)
-            result["calls"] = len(result["detections"])
-            if self._plots:
-                plot_recording(recording, starts_s, scores, result["detections"], self._config, self._output_dir)
-        except audio.AudioLoadError as error:
-            result["reason"] = error.reason
-        _write_json_atomically(_part_path(self._output_dir, recording), result)
-        done = sum(name.endswith(".json") for name in os.listdir(os.path.join(self._output_dir, PARTS_DIR)))
-        wall = time.time() - started
+    def process(self, keyed_chunk):
+        recording, chunk = keyed_chunk
+        scores = score_windows(chunk.samples, chunk.starts - chunk.offset, self._scorer, self._config.window_samples)
+        yield recording, (chunk.first_window, chunk.starts / features.SAMPLE_RATE, scores, chunk.seconds)
+
+
+def _merge_and_save(recording: str, scored_chunks, config: CountingConfig, output_dir: str,
+                    progress: "_Progress", plots: bool) -> Dict:
+    """A recording's scored chunks → its calls; saved as its part file."""
+    chunks = sorted(scored_chunks, key=lambda chunk: chunk[0])
+    starts_s = np.concatenate([chunk[1] for chunk in chunks])
+    scores = np.concatenate([chunk[2] for chunk in chunks])
+    detections = merge_detections(starts_s, scores, config.threshold, config.window_seconds)
+    result = {"recording": recording, "calls": len(detections), "detections": detections,
+              "seconds": chunks[0][3], "reason": None}
+    if plots:
+        plot_recording(recording, starts_s, scores, detections, config, output_dir)
+    _write_json_atomically(_part_path(output_dir, recording), result)
+    progress.log(result)
+    return result
+
+
+class MergeCallsFn(beam.DoFn):
+    """(recording, scored chunks) → the recording's result dict, also saved as its part file."""
+
+    def __init__(self, config: CountingConfig, output_dir: str, progress: "_Progress", plots: bool):
+        self._args = (config, output_dir, progress, plots)
+
+    def process(self, keyed_chunks):
+        recording, chunks = keyed_chunks
+        yield _merge_and_save(recording, chunks, *self._args)
+
+
+class _Progress:
+    """'[done/total] name: outcome' lines; `done` is read from the part files, so it is right across workers."""
+
+    def __init__(self, output_dir: str, total: int, started: float):
+        self._parts = os.path.join(output_dir, PARTS_DIR)
+        self._total = total
+        self._started = started
+
+    def log(self, result: Dict) -> None:
+        done = sum(name.endswith(".json") for name in os.listdir(self._parts))
         outcome = f"{result['calls']} calls" if result["reason"] is None else f"FAILED ({result['reason']})"
-        _log.info(
-            "[%d/%d] %s: %s, %.0f s audio in %.1f s (%.0fx realtime)",
-            done, self._total, os.path.basename(recording), outcome, result["seconds"], wall,
-            result["seconds"] / wall if wall else 0,
-        )
-        yield result
+        elapsed = time.time() - self._started
+        _log.info("[%d/%d] %s: %s, %.0f s audio; %.0f s since start", done, self._total,
+                  os.path.basename(result["recording"]), outcome, result["seconds"], elapsed)
 
 
 class CountCalls(beam.PTransform):
-    """PCollection[recording path] → PCollection[result dict], one per recording."""
+    """PCollection[recording path] → PCollection[result dict], one per countable recording.
+
+    Decoding is parallel across recordings; scoring is parallel across chunks, so one long recording
+    is spread over many workers too.
+    """
 
     def __init__(self, model_dir: str, config: CountingConfig, output_dir: str, total: int, plots: bool = False):
         super().__init__()
-        self._fn = CountCallsFn(model_dir, config, output_dir, total, plots)
+        self._model_dir = model_dir
+        self._config = config
+        self._output_dir = output_dir
+        self._progress = _Progress(output_dir, total, time.time())
+        self._plots = plots
 
     def expand(self, recordings):
-        # Reshuffle so each recording can go to a different worker (embarrassingly parallel).
-        return recordings | "Distribute" >> beam.Reshuffle() | "CountCallsInRecording" >> beam.ParDo(self._fn)
+        decoded = (
+            recordings
+            | "DistributeRecordings" >> beam.Reshuffle()
+            | "DecodeAndCount"
+            >> beam.ParDo(DecodeAndChunkFn(self._model_dir, self._config, self._output_dir, self._progress, self._plots))
+            .with_outputs(CHUNKS_TAG, main="results")
+        )
+        long_recordings = (
+            decoded[CHUNKS_TAG]
+            | "DistributeChunks" >> beam.Reshuffle()
+            | "ScoreChunk" >> beam.ParDo(ScoreChunkFn(self._model_dir, self._config))
+            | "GroupByRecording" >> beam.GroupByKey()
+            | "MergeCalls" >> beam.ParDo(MergeCallsFn(self._config, self._output_dir, self._progress, self._plots))
+        )
+        return (decoded.results, long_recordings) | "AllResults" >> beam.Flatten()
 
 
 def load_parts(output_dir: str) -> Dict[str, Dict]:
@@ -265,6 +368,7 @@ def run_counting(
     hop_seconds: float = features.HOP_SECONDS,
     beam_args: Optional[List[str]] = None,
     plots: bool = False,
+    chunk_windows: int = CountingConfig.chunk_windows,
 ) -> Dict:
     """Counts calls in every recording not yet done in `output_dir`, then rewrites the tables from all
     finished recordings. Re-running skips what is done; a killed run picks up where it stopped.
@@ -277,6 +381,7 @@ def run_counting(
       hop_seconds: step between 3 s windows (3.0 = the tutorial's non-overlapping windows).
       beam_args: Beam pipeline options; default: DirectRunner, one thread per core.
       plots: also write a PNG per recording.
+      chunk_windows: windows per scoring chunk (a multiple of SCORE_BATCH); results do not depend on it.
 
     Returns:
       The summary (also written to summary.json).
@@ -285,7 +390,9 @@ def run_counting(
     model_dir = scoring.resolve_model_dir(model)
     if threshold is None:
         threshold = scoring.read_threshold(model_dir) or features.TUTORIAL_THRESHOLD
-    config = CountingConfig(threshold=threshold, hop_seconds=hop_seconds)
+    if chunk_windows <= 0 or chunk_windows % SCORE_BATCH:
+        raise ValueError(f"chunk_windows must be a positive multiple of {SCORE_BATCH}, got {chunk_windows}")
+    config = CountingConfig(threshold=threshold, hop_seconds=hop_seconds, chunk_windows=chunk_windows)
     all_recordings = list_recordings(recordings)
     parts = os.path.join(output_dir, PARTS_DIR)
     os.makedirs(parts, exist_ok=True)

@@ -149,3 +149,23 @@ def test_local_runs_use_every_core_unless_beam_args_say_otherwise():
     assert counting.with_local_parallelism(["--runner=DataflowRunner"]) == ["--runner=DataflowRunner"]
     chosen = ["--direct_running_mode=in_memory"]
     assert counting.with_local_parallelism(chosen) == chosen
+
+
+def test_a_long_recording_split_into_chunks_gives_the_same_detections_as_unsplit(trained_pipeline, tmp_path):
+    data_root, _, _, _ = trained_pipeline
+    forest = os.path.join(data_root, dataset.FOREST_DIR)
+    joined = np.concatenate([sf.read(os.path.join(forest, name), dtype="float32")[0]
+                             for name in sorted(os.listdir(forest))])  # 3 minutes, 119 windows
+    folder = tmp_path / "long"
+    folder.mkdir()
+    sf.write(str(folder / "joined.flac"), joined, 48_000)
+    model = _model(trained_pipeline)
+
+    whole = counting.run_counting(model, str(folder), str(tmp_path / "whole"))
+    split = counting.run_counting(model, str(folder), str(tmp_path / "split"), chunk_windows=counting.SCORE_BATCH)
+
+    detections = [_read(os.path.join(tmp_path / name, counting.DETECTIONS_CSV)) for name in ("whole", "split")]
+    assert detections[0] == detections[1]
+    assert whole["calls"] == split["calls"] == sum(synthetic_data.read_forest_truth(data_root).values())
+    with pytest.raises(ValueError, match="multiple"):
+        counting.run_counting(model, str(folder), str(tmp_path / "bad"), chunk_windows=100)
