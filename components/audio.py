@@ -6,6 +6,7 @@ Every failure is an `AudioLoadError` that names the file and the reason, so batc
 and carry on.
 """
 
+import io
 import os
 
 import numpy as np
@@ -54,14 +55,21 @@ def load_audio(path: str, sample_rate: int = features.SAMPLE_RATE) -> np.ndarray
         raise AudioLoadError(
             path, f"unsupported file type '{extension}' (expected {', '.join(features.AUDIO_EXTENSIONS)})"
         )
+    source = path
     try:
-        size = os.path.getsize(path)
-    except OSError as error:
-        raise AudioLoadError(path, f"unreadable: {error.strerror or error}") from error
+        if "://" in path:  # gs:// and the like: fetched whole, decoded from memory
+            from components import files
+
+            source = io.BytesIO(files.read_bytes(path))
+            size = len(source.getbuffer())
+        else:
+            size = os.path.getsize(path)
+    except Exception as error:  # OSError locally; TensorFlow's NotFoundError and kin remotely
+        raise AudioLoadError(path, f"unreadable: {getattr(error, 'strerror', None) or error}") from error
     if size == 0:
         raise AudioLoadError(path, "empty file (0 bytes)")
     try:
-        with sf.SoundFile(path) as sound:
+        with sf.SoundFile(source) as sound:
             if sound.samplerate == sample_rate:
                 pieces = [_mono(block) for block in sound.blocks(_BLOCK_FRAMES, dtype="float32", always_2d=True)]
             else:

@@ -14,7 +14,6 @@ and `run_counting` the whole resumable job:
 
 import csv
 import dataclasses
-import glob
 import hashlib
 import json
 import logging
@@ -26,7 +25,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from components import audio, scoring
+from components import audio, files, scoring
 from model import features
 
 COUNTS_CSV = "counts.csv"
@@ -62,17 +61,12 @@ class CountingConfig:
 
 
 def list_recordings(source: str) -> List[str]:
-    """Audio files in a folder (recursive) or matching a glob, sorted. Other files are not recordings."""
-    if os.path.isdir(source):
-        paths = [
-            os.path.join(directory, name)
-            for directory, _, names in os.walk(source)
-            for name in names
-            if not name.startswith(".")
-        ]
-    else:
-        paths = glob.glob(source, recursive=True)
-    return sorted(p for p in paths if os.path.splitext(p)[1].lower() in features.AUDIO_EXTENSIONS and os.path.isfile(p))
+    """Audio files in a folder (recursive) or matching a glob, sorted; local or gs://.
+    Other files are not recordings."""
+    paths = files.walk_files(source) if files.isdir(source) else files.glob(source)
+    return sorted(
+        p for p in paths if os.path.splitext(p)[1].lower() in features.AUDIO_EXTENSIONS and not files.isdir(p)
+    )
 
 
 def window_starts(num_samples: int, window: int, hop: int) -> np.ndarray:
@@ -125,9 +119,9 @@ def _part_path(output_dir: str, recording: str) -> str:
 
 def _write_json_atomically(path: str, payload: Dict) -> None:
     temporary = f"{path}.tmp{os.getpid()}"
-    with open(temporary, "w") as f:
-        json.dump(payload, f)
-    os.replace(temporary, path)  # a killed run leaves either the whole part or none
+    with files.open_file(temporary, "w") as f:
+        f.write(json.dumps(payload))
+    files.replace(temporary, path)  # a killed run leaves either the whole part or none
 
 
 @dataclasses.dataclass
@@ -246,7 +240,7 @@ class _Progress:
         self._started = started
 
     def log(self, result: Dict) -> None:
-        done = sum(name.endswith(".json") for name in os.listdir(self._parts))
+        done = sum(name.endswith(".json") for name in files.listdir(self._parts))
         outcome = f"{result['calls']} calls" if result["reason"] is None else f"FAILED ({result['reason']})"
         elapsed = time.time() - self._started
         _log.info("[%d/%d] %s: %s, %.0f s audio; %.0f s since start", done, self._total,
@@ -289,10 +283,10 @@ class CountCalls(beam.PTransform):
 def load_parts(output_dir: str) -> Dict[str, Dict]:
     results = {}
     parts = os.path.join(output_dir, PARTS_DIR)
-    for name in sorted(os.listdir(parts)) if os.path.isdir(parts) else []:
+    for name in sorted(files.listdir(parts)):
         if name.endswith(".json"):
-            with open(os.path.join(parts, name)) as f:
-                result = json.load(f)
+            with files.open_file(os.path.join(parts, name)) as f:
+                result = json.loads(f.read())
             results[result["recording"]] = result
     return results
 
@@ -301,16 +295,16 @@ def write_tables(results: Iterable[Dict], output_dir: str) -> None:
     """counts.csv, detections.csv, selections.txt and failures.csv, in recording order."""
     ordered = sorted(results, key=lambda r: r["recording"])
     counted = [r for r in ordered if r["reason"] is None]
-    with open(os.path.join(output_dir, COUNTS_CSV), "w", newline="") as f:
-        writer = csv.writer(f)
+    with files.open_file(os.path.join(output_dir, COUNTS_CSV), "w") as f:
+        writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["recording", "capuchin_calls"])
         writer.writerows((os.path.basename(r["recording"]), r["calls"]) for r in counted)
-    with open(os.path.join(output_dir, DETECTIONS_CSV), "w", newline="") as f:
-        writer = csv.writer(f)
+    with files.open_file(os.path.join(output_dir, DETECTIONS_CSV), "w") as f:
+        writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["recording", "start_s", "end_s", "score"])
         writer.writerows((os.path.basename(r["recording"]), *d) for r in counted for d in r["detections"])
-    with open(os.path.join(output_dir, SELECTIONS_TXT), "w", newline="") as f:
-        writer = csv.writer(f, delimiter="\t")
+    with files.open_file(os.path.join(output_dir, SELECTIONS_TXT), "w") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
         writer.writerow(["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)",
                          "Low Freq (Hz)", "High Freq (Hz)", "Begin File", "Score"])
         selection = 0
@@ -319,8 +313,8 @@ def write_tables(results: Iterable[Dict], output_dir: str) -> None:
                 selection += 1
                 writer.writerow([selection, "Spectrogram 1", 1, start, end, features.MEL_LOWER_HZ,
                                  features.MEL_UPPER_HZ, os.path.basename(r["recording"]), score])
-    with open(os.path.join(output_dir, FAILURES_CSV), "w", newline="") as f:
-        writer = csv.writer(f)
+    with files.open_file(os.path.join(output_dir, FAILURES_CSV), "w") as f:
+        writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["recording", "reason"])
         writer.writerows((r["recording"], r["reason"]) for r in ordered if r["reason"] is not None)
 
@@ -332,7 +326,7 @@ def plot_recording(recording, starts_s, scores, detections, config: CountingConf
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    os.makedirs(os.path.join(output_dir, PLOTS_DIR), exist_ok=True)
+    files.makedirs(os.path.join(output_dir, PLOTS_DIR))
     figure, axis = plt.subplots(figsize=(12, 2.8))
     centres = np.asarray(starts_s) + config.window_seconds / 2
     axis.plot(centres, scores, lw=1, label="window score")
@@ -343,7 +337,8 @@ def plot_recording(recording, starts_s, scores, detections, config: CountingConf
              title=f"{os.path.basename(recording)}: {len(detections)} calls")
     axis.legend(loc="upper right", fontsize=8)
     figure.tight_layout()
-    figure.savefig(os.path.join(output_dir, PLOTS_DIR, os.path.basename(recording) + ".png"), dpi=90)
+    with files.open_file(os.path.join(output_dir, PLOTS_DIR, os.path.basename(recording) + ".png"), "wb") as f:
+        figure.savefig(f, format="png", dpi=90)
     plt.close(figure)
 
 
@@ -395,10 +390,10 @@ def run_counting(
     config = CountingConfig(threshold=threshold, hop_seconds=hop_seconds, chunk_windows=chunk_windows)
     all_recordings = list_recordings(recordings)
     parts = os.path.join(output_dir, PARTS_DIR)
-    os.makedirs(parts, exist_ok=True)
-    for name in os.listdir(parts):  # half-written parts of a killed run
+    files.makedirs(parts)
+    for name in files.listdir(parts):  # half-written parts of a killed run
         if not name.endswith(".json"):
-            os.remove(os.path.join(parts, name))
+            files.remove(os.path.join(parts, name))
     done = load_parts(output_dir)
     pending = [r for r in all_recordings if r not in done]
     _log.info("Counting calls in %d recordings (%d already done) with %s, threshold %.3f, hop %.2f s",
@@ -427,6 +422,6 @@ def run_counting(
         "wall_seconds": round(wall, 2),
         "realtime_factor": round(sum(results[r]["seconds"] for r in pending) / wall, 1) if pending and wall else None,
     }
-    with open(os.path.join(output_dir, SUMMARY_JSON), "w") as f:
-        json.dump(summary, f, indent=2)
+    with files.open_file(os.path.join(output_dir, SUMMARY_JSON), "w") as f:
+        f.write(json.dumps(summary, indent=2))
     return summary

@@ -57,14 +57,13 @@ def list_labelled_clips(data_root: str) -> List[LabelledClip]:
     Files of any type are listed: the loader rejects what is not audio, so it gets recorded
     as a failure instead of vanishing.
     """
+    from components import files  # TensorFlow's file layer: local folders and gs:// alike
+
     clips = []
     for folder, label in LABEL_DIRS:
         top = os.path.join(data_root, folder)
-        if not os.path.isdir(top):
+        if not files.isdir(top):
             raise FileNotFoundError(f"{data_root} has no '{folder}/' folder (see README: data layout)")
-        for directory, subdirs, filenames in os.walk(top):
-            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-            for name in sorted(filenames):
-                if not name.startswith("."):
-                    clips.append(LabelledClip(os.path.join(directory, name), label, group_of(name)))
+        for path in sorted(files.walk_files(top)):
+            clips.append(LabelledClip(path, label, group_of(path)))
     return clips

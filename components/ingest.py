@@ -15,7 +15,6 @@ import io
 import json
 import logging
 import os
-import shutil
 import time
 from typing import Dict, Iterable, List, Optional
 
@@ -24,7 +23,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from components import audio, dataset
+from components import audio, dataset, files
 from model import features
 
 FAILURES_TAG = "failures"
@@ -148,8 +147,9 @@ def run_ingestion(
         # Same files, same settings: keep the records, so the pipeline's cache stays valid too.
         return {**previous, "up_to_date": True}
     for split in dataset.SPLITS:
-        shutil.rmtree(os.path.join(output_dir, split), ignore_errors=True)
-    os.makedirs(output_dir, exist_ok=True)
+        if files.isdir(os.path.join(output_dir, split)):
+            files.rmtree(os.path.join(output_dir, split))
+    files.makedirs(output_dir)
     logging.info("Ingesting %d files from %s into %s", len(clips), data_root, output_dir)
     started = time.time()
     pipeline = beam.Pipeline(options=PipelineOptions(beam_args or []))
@@ -173,8 +173,8 @@ def run_ingestion(
         "wall_seconds": round(time.time() - started, 1),
         "fingerprint": fingerprint,
     }
-    with open(os.path.join(output_dir, SUMMARY_JSON), "w") as f:
-        json.dump(summary, f, indent=2)
+    with files.open_file(os.path.join(output_dir, SUMMARY_JSON), "w") as f:
+        f.write(json.dumps(summary, indent=2))
     return summary
 
 
@@ -182,16 +182,16 @@ def _fingerprint(clips: List[dataset.LabelledClip], eval_percent: int, pad: str)
     """Changes when any input file (path, size, modification time) or setting changes."""
     digest = hashlib.sha256(f"{eval_percent}|{pad}".encode())
     for clip in clips:
-        stat = os.stat(clip.path)
-        digest.update(f"|{clip.path}|{clip.label}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        stat = files.stat(clip.path)
+        digest.update(f"|{clip.path}|{clip.label}|{stat.length}|{stat.mtime_nsec}".encode())
     return digest.hexdigest()
 
 
 def _previous_summary(output_dir: str) -> Optional[Dict]:
     try:
-        with open(os.path.join(output_dir, SUMMARY_JSON)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
+        with files.open_file(os.path.join(output_dir, SUMMARY_JSON)) as f:
+            return json.loads(f.read())
+    except Exception:  # missing or unreadable: ingest afresh
         return None
 
 

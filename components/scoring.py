@@ -17,11 +17,15 @@ THRESHOLD_FILE = os.path.join("assets.extra", "threshold.json")  # written by Th
 
 def resolve_model_dir(path: str) -> str:
     """The SavedModel folder itself, or the newest numbered version under a Pusher base folder."""
-    if os.path.exists(os.path.join(path, "saved_model.pb")):
+    import tensorflow as tf
+
+    if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
         return path
     versions = sorted(
-        (int(name) for name in os.listdir(path) if name.isdigit() and os.path.exists(os.path.join(path, name, "saved_model.pb"))),
-    ) if os.path.isdir(path) else []
+        int(name.rstrip("/"))
+        for name in (tf.io.gfile.listdir(path) if tf.io.gfile.isdir(path) else [])
+        if name.rstrip("/").isdigit() and tf.io.gfile.exists(os.path.join(path, name.rstrip("/"), "saved_model.pb"))
+    )
     if not versions:
         raise FileNotFoundError(f"no SavedModel at {path} (nor a pushed version below it)")
     return os.path.join(path, str(versions[-1]))
@@ -29,11 +33,13 @@ def resolve_model_dir(path: str) -> str:
 
 def read_threshold(model_dir: str) -> Optional[float]:
     """The F1-best threshold the pipeline chose for this model, if it recorded one."""
+    import tensorflow as tf
+
     path = os.path.join(model_dir, THRESHOLD_FILE)
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):
         return None
-    with open(path) as f:
-        return float(json.load(f)["threshold"])
+    with tf.io.gfile.GFile(path) as f:
+        return float(json.loads(f.read())["threshold"])
 
 
 class WindowScorer:

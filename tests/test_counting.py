@@ -169,3 +169,21 @@ def test_a_long_recording_split_into_chunks_gives_the_same_detections_as_unsplit
     assert whole["calls"] == split["calls"] == sum(synthetic_data.read_forest_truth(data_root).values())
     with pytest.raises(ValueError, match="multiple"):
         counting.run_counting(model, str(folder), str(tmp_path / "bad"), chunk_windows=100)
+
+
+def test_recordings_and_results_on_a_remote_file_system(trained_pipeline, recordings):
+    """TensorFlow's in-memory ram:// file system stands in for gs:// (no network in tests)."""
+    import tensorflow as tf
+
+    folder, truth = recordings
+    remote_recordings, remote_out = "ram://count_test/recordings", "ram://count_test/out"
+    tf.io.gfile.makedirs(remote_recordings)
+    for name in ("recording_00.mp3", "recording_01.mp3", "text.mp3"):
+        tf.io.gfile.copy(os.path.join(folder, name), f"{remote_recordings}/{name}", overwrite=True)
+
+    summary = counting.run_counting(_model(trained_pipeline), remote_recordings, remote_out)
+
+    with tf.io.gfile.GFile(f"{remote_out}/{counting.COUNTS_CSV}") as f:
+        counts = {row["recording"]: int(row["capuchin_calls"]) for row in csv.DictReader(f)}
+    assert counts == {name: truth[name] for name in ("recording_00.mp3", "recording_01.mp3")}
+    assert summary["failures"] == 1

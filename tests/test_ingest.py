@@ -125,3 +125,19 @@ def test_real_original_wavs_ingest_without_failures(tmp_path):
     summary = ingest.run_ingestion(os.path.join(REAL_DATA_ROOT, "originals"), str(tmp_path))
     assert summary["failures"] == 0
     assert sum(sum(v.values()) for v in summary["clips"].values()) == summary["files"] > 0
+
+
+def test_clips_on_a_remote_file_system_ingest_like_local_ones(tiny_dataset, tmp_path):
+    """TensorFlow's in-memory ram:// file system stands in for gs:// (no network in tests)."""
+    import tensorflow as tf
+
+    remote = "ram://ingest_test"
+    for folder in (dataset.POSITIVE_DIR, dataset.NEGATIVE_DIR):
+        tf.io.gfile.makedirs(f"{remote}/{folder}")
+        for name in os.listdir(os.path.join(tiny_dataset, folder)):
+            tf.io.gfile.copy(os.path.join(tiny_dataset, folder, name), f"{remote}/{folder}/{name}", overwrite=True)
+
+    local = ingest.run_ingestion(tiny_dataset, str(tmp_path / "local"))
+    from_remote = ingest.run_ingestion(remote, str(tmp_path / "remote"))
+
+    assert from_remote["clips"] == local["clips"] and from_remote["failures"] == 0
