@@ -91,7 +91,6 @@ def score_windows(waveform: np.ndarray, starts: np.ndarray, scorer, window: int)
     windows = np.lib.stride_tricks.sliding_window_view(waveform, window)  # no copy
     return np.concatenate(
         [scorer(np.ascontiguousarray(windows[starts[i : i + SCORE_BATCH]])) for i in range(0, len(starts), SCORE_BATCH)]
-        or [np.zeros(0, dtype=np.float32)]
     )
 
 
@@ -134,7 +133,6 @@ class Chunk:
     """
 
     recording: str
-    index: int
     first_window: int  # index of the chunk's first window in the whole recording
     offset: int  # sample of the recording where `samples` begins
     starts: np.ndarray  # window starts, in samples of the recording
@@ -142,7 +140,7 @@ class Chunk:
     seconds: float  # length of the whole recording
 
 
-class DecodeAndChunkFn(beam.DoFn):
+class DecodeAndCountFn(beam.DoFn):
     """recording path → its result, or Chunks for other workers to score when it is long.
 
     A recording of one chunk (most field recordings) is scored and merged right here, with no shuffle
@@ -177,13 +175,13 @@ class DecodeAndChunkFn(beam.DoFn):
             starts = starts[:0]  # silence: nothing to count, nothing to score
         step = self._config.chunk_windows
         if len(starts) <= step:
-            (_, scored), = self._score.process((recording, Chunk(recording, 0, 0, 0, starts, waveform, seconds)))
+            (_, scored), = self._score.process((recording, Chunk(recording, 0, 0, starts, waveform, seconds)))
             yield _merge_and_save(recording, [scored], self._config, self._output_dir, self._progress, self._plots)
             return
-        for index, first in enumerate(range(0, len(starts), step)):
+        for first in range(0, len(starts), step):
             chunk_starts = starts[first : first + step]
             begin, end = int(chunk_starts[0]), int(chunk_starts[-1]) + self._config.window_samples
-            chunk = Chunk(recording, index, first, begin, chunk_starts, waveform[begin:end].copy(), seconds)
+            chunk = Chunk(recording, first, begin, chunk_starts, waveform[begin:end].copy(), seconds)
             yield beam.pvalue.TaggedOutput(CHUNKS_TAG, (recording, chunk))
 
 
@@ -267,7 +265,7 @@ class CountCalls(beam.PTransform):
             recordings
             | "DistributeRecordings" >> beam.Reshuffle()
             | "DecodeAndCount"
-            >> beam.ParDo(DecodeAndChunkFn(self._model_dir, self._config, self._output_dir, self._progress, self._plots))
+            >> beam.ParDo(DecodeAndCountFn(self._model_dir, self._config, self._output_dir, self._progress, self._plots))
             .with_outputs(CHUNKS_TAG, main="results")
         )
         long_recordings = (
