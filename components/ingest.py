@@ -204,8 +204,9 @@ def summary_line(summary: Dict, output_dir: str) -> str:
     )
     failures = summary["failures"]
     where = f" (see {os.path.join(output_dir, FAILURES_CSV)})" if failures else ""
-    verb = "Up to date:" if summary.get("up_to_date") else "Ingested"
+    done = "Up to date (nothing changed):" if summary.get("up_to_date") else "Ingested"
+    took = "" if summary.get("up_to_date") else f" in {summary['wall_seconds']} s"
     return (
-        f"{verb} {total} clips in {summary['wall_seconds']} s — {splits}; "
+        f"{done} {total} clips{took} — {splits}; "
         f"{failures} failure{'s' if failures != 1 else ''}{where} → {output_dir}"
     )
