@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -229,20 +230,33 @@ class MergeCallsFn(beam.DoFn):
         yield _merge_and_save(recording, chunks, *self._args)
 
 
-class _Progress:
-    """'[done/total] name: outcome' lines; `done` is read from the part files, so it is right across workers."""
+# Recordings finished and audio seconds counted by this process (all its worker threads).
+_progress_lock = threading.Lock()
+_progress_totals = {"done": 0, "seconds": 0.0}
 
-    def __init__(self, output_dir: str, total: int, started: float):
-        self._parts = os.path.join(output_dir, PARTS_DIR)
+
+class _Progress:
+    """'[done/total] name: outcome — audio hours so far, realtime rate' lines, one per recording.
+
+    Totals are this process's: exact on the local runners (threads share them); with several worker
+    processes each reports its own share.
+    """
+
+    def __init__(self, total: int, already_done: int, started: float):
         self._total = total
+        self._already_done = already_done
         self._started = started
 
     def log(self, result: Dict) -> None:
-        done = sum(name.endswith(".json") for name in files.listdir(self._parts))
+        with _progress_lock:
+            _progress_totals["done"] += 1
+            _progress_totals["seconds"] += result["seconds"]
+            done, seconds = _progress_totals["done"], _progress_totals["seconds"]
         outcome = f"{result['calls']} calls" if result["reason"] is None else f"FAILED ({result['reason']})"
-        elapsed = time.time() - self._started
-        _log.info("[%d/%d] %s: %s, %.0f s audio; %.0f s since start", done, self._total,
-                  os.path.basename(result["recording"]), outcome, result["seconds"], elapsed)
+        elapsed = max(time.time() - self._started, 1e-6)
+        _log.info("[%d/%d] %s: %s — %.2f h of audio in %.0f s, %.0fx realtime", self._already_done + done,
+                  self._total, os.path.basename(result["recording"]), outcome, seconds / 3600, elapsed,
+                  seconds / elapsed)
 
 
 class CountCalls(beam.PTransform):
@@ -252,12 +266,13 @@ class CountCalls(beam.PTransform):
     is spread over many workers too.
     """
 
-    def __init__(self, model_dir: str, config: CountingConfig, output_dir: str, total: int, plots: bool = False):
+    def __init__(self, model_dir: str, config: CountingConfig, output_dir: str, total: int, already_done: int = 0,
+                 plots: bool = False):
         super().__init__()
         self._model_dir = model_dir
         self._config = config
         self._output_dir = output_dir
-        self._progress = _Progress(output_dir, total, time.time())
+        self._progress = _Progress(total, already_done, time.time())
         self._plots = plots
 
     def expand(self, recordings):
@@ -397,11 +412,15 @@ def run_counting(
     _log.info("Counting calls in %d recordings (%d already done) with %s, threshold %.3f, hop %.2f s",
                     len(pending), len(all_recordings) - len(pending), model_dir, threshold, hop_seconds)
     if pending:
+        with _progress_lock:  # a fresh count for this run (several runs may share a process, as in tests)
+            _progress_totals.update(done=0, seconds=0.0)
         with beam.Pipeline(options=PipelineOptions(with_local_parallelism(beam_args))) as pipeline:
             _ = (
                 pipeline
                 | "ListRecordings" >> beam.Create(pending)
-                | "CountCalls" >> CountCalls(model_dir, config, output_dir, len(all_recordings), plots)
+                | "CountCalls" >> CountCalls(
+                    model_dir, config, output_dir, len(all_recordings), len(all_recordings) - len(pending), plots
+                )
             )
     results = load_parts(output_dir)
     write_tables(results.values(), output_dir)

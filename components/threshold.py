@@ -24,19 +24,22 @@ class CallThreshold(artifact.Artifact):
     TYPE_NAME = "capuchin.CallThreshold"  # <namespace>.<Name>: the form KFP v2 accepts for custom types
 
 
-def pr_points(evaluation_uri: str) -> List[Dict[str, float]]:
-    """[{threshold, precision, recall, f1}] for the candidate model on the overall slice, by threshold."""
+def candidate_overall(evaluation_uri: str, kind: str) -> Dict:
+    """The new model's overall-slice 'slicing_metrics' or 'plots' from a TFMA evaluation artifact."""
     import tensorflow_model_analysis as tfma
 
     # With a baseline TFMA names the new model 'candidate'; without one, the only model has no name.
     for model_name in ("candidate", None):
         result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
-        overall = [plots for slice_key, plots in result.plots if slice_key == ()]
+        overall = [value for slice_key, value in getattr(result, kind) if slice_key == ()]
         if overall:
-            break
-    else:
-        raise ValueError(f"no overall PR curve in the evaluation at {evaluation_uri}")
-    matrices = _find_key(overall[0], "confusionMatrixAtThresholds")["matrices"]
+            return overall[0]
+    raise ValueError(f"no overall {kind} in the evaluation at {evaluation_uri}")
+
+
+def pr_points(evaluation_uri: str) -> List[Dict[str, float]]:
+    """[{threshold, precision, recall, f1}] for the candidate model on the overall slice, by threshold."""
+    matrices = _find_key(candidate_overall(evaluation_uri, "plots"), "confusionMatrixAtThresholds")["matrices"]
     points = []
     for matrix in matrices:
         threshold = matrix.get("threshold", 0.0)

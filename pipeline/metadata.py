@@ -116,16 +116,14 @@ def _outcome(components: List[Dict]) -> Dict:
 
 
 def eval_metrics(evaluation_uri: str) -> Dict[str, float]:
-    """The candidate model's overall metrics from a TFMA evaluation artifact."""
-    import tensorflow_model_analysis as tfma
+    """The candidate model's overall metrics from a TFMA evaluation artifact ({} if it has none)."""
+    from components.threshold import candidate_overall
 
-    for model_name in ("candidate", None):  # 'candidate' only when there was a baseline
-        result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
-        overall = [metrics for slice_key, metrics in result.slicing_metrics if slice_key == ()]
-        if overall:
-            values = overall[0][""][""]
-            return {name: value.get("doubleValue") for name, value in values.items() if "doubleValue" in value}
-    return {}
+    try:
+        values = candidate_overall(evaluation_uri, "slicing_metrics")[""][""]
+    except ValueError:
+        return {}
+    return {name: value.get("doubleValue") for name, value in values.items() if "doubleValue" in value}
 
 
 def list_runs(store: metadata_store.MetadataStore) -> List[metadata_store_pb2.Context]:
