@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import os
 import re
-from typing import List
+from typing import List, Optional, Tuple
 
 POSITIVE_DIR = "Parsed_Capuchinbird_Clips"
 NEGATIVE_DIR = "Parsed_Not_Capuchinbird_Clips"
@@ -45,10 +45,17 @@ def group_of(filename: str) -> str:
     return _CLIP_NUMBER.sub("", stem)
 
 
-def split_of(group: str, eval_percent: int = DEFAULT_EVAL_PERCENT) -> str:
-    """'train' or 'eval' for a group, from a hash that is the same on every machine and run."""
-    bucket = int.from_bytes(hashlib.sha256(group.encode("utf-8")).digest()[:8], "big") % 100
-    return EVAL_SPLIT if bucket < eval_percent else TRAIN_SPLIT
+def split_of(group: str, eval_percent: int = DEFAULT_EVAL_PERCENT, fold: Optional[Tuple[int, int]] = None) -> str:
+    """'train' or 'eval' for a group, from a hash that is the same on every machine and run.
+
+    fold=(k, n): grouped k-fold cross-validation instead: the group is in eval for exactly one of the
+    n folds (its hash modulo n), and eval_percent is ignored.
+    """
+    digest = int.from_bytes(hashlib.sha256(group.encode("utf-8")).digest()[:8], "big")
+    if fold is not None:
+        k, n = fold
+        return EVAL_SPLIT if digest % n == k else TRAIN_SPLIT
+    return EVAL_SPLIT if digest % 100 < eval_percent else TRAIN_SPLIT
 
 
 def list_labelled_clips(data_root: str) -> List[LabelledClip]:

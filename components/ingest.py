@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import time
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -42,9 +42,10 @@ def _counter_name(split: str, label: int) -> str:
 class DecodeClipFn(beam.DoFn):
     """LabelledClip → (split, serialized tf.Example); undecodable files go to the failures output."""
 
-    def __init__(self, eval_percent: int, pad: str):
+    def __init__(self, eval_percent: int, pad: str, fold: Optional[Tuple[int, int]] = None):
         self._eval_percent = eval_percent
         self._pad = pad
+        self._fold = fold
         self._failed = Metrics.counter(_METRICS_NAMESPACE, "failed")
 
     def process(self, clip: dataset.LabelledClip):
@@ -57,7 +58,7 @@ class DecodeClipFn(beam.DoFn):
             self._failed.inc()
             yield beam.pvalue.TaggedOutput(FAILURES_TAG, (clip.path, error.reason))
             return
-        split = dataset.split_of(clip.group, self._eval_percent)
+        split = dataset.split_of(clip.group, self._eval_percent, self._fold)
         Metrics.counter(_METRICS_NAMESPACE, _counter_name(split, clip.label)).inc()
         example = tf.train.Example(
             features=tf.train.Features(
@@ -88,14 +89,15 @@ def format_csv_row(values: Iterable) -> str:
 class IngestClips(beam.PTransform):
     """PCollection[LabelledClip] → TFRecords per split under `output_dir`, and failures.csv."""
 
-    def __init__(self, output_dir: str, eval_percent: int, pad: str):
+    def __init__(self, output_dir: str, eval_percent: int, pad: str, fold: Optional[Tuple[int, int]] = None):
         super().__init__()
         self._output_dir = output_dir
         self._eval_percent = eval_percent
         self._pad = pad
+        self._fold = fold
 
     def expand(self, clips):
-        decoded = clips | "Decode" >> beam.ParDo(DecodeClipFn(self._eval_percent, self._pad)).with_outputs(
+        decoded = clips | "Decode" >> beam.ParDo(DecodeClipFn(self._eval_percent, self._pad, self._fold)).with_outputs(
             FAILURES_TAG, main="examples"
         )
         for split in dataset.SPLITS:
@@ -124,6 +126,7 @@ def run_ingestion(
     beam_args: Optional[List[str]] = None,
     eval_percent: int = dataset.DEFAULT_EVAL_PERCENT,
     pad: str = features.DEFAULT_PAD,
+    fold: Optional[Tuple[int, int]] = None,
 ) -> Dict:
     """Ingests every labelled clip under `data_root` into `output_dir` and returns the summary.
 
@@ -136,12 +139,13 @@ def run_ingestion(
       beam_args: Beam pipeline options (runner, workers, ...); default: DirectRunner in memory.
       eval_percent: share of groups (not clips) that go to eval.
       pad: where short clips get their zeros: 'front' (tutorial) or 'back'.
+      fold: (k, n) for grouped k-fold cross-validation: eval is fold k of n (see dataset.split_of).
 
     Returns:
       {'clips': {split: {label name: n}}, 'failures': n, 'files': n, 'wall_seconds': s, ...}.
     """
     clips = dataset.list_labelled_clips(data_root)
-    fingerprint = _fingerprint(clips, eval_percent, pad)
+    fingerprint = _fingerprint(clips, f"{eval_percent}|{fold}", pad)
     previous = _previous_summary(output_dir)
     if previous and previous.get("fingerprint") == fingerprint:
         # Same files, same settings: keep the records, so the pipeline's cache stays valid too.
@@ -153,7 +157,7 @@ def run_ingestion(
     logging.info("Ingesting %d files from %s into %s", len(clips), data_root, output_dir)
     started = time.time()
     pipeline = beam.Pipeline(options=PipelineOptions(beam_args or []))
-    _ = pipeline | "ListClips" >> beam.Create(clips) | "Ingest" >> IngestClips(output_dir, eval_percent, pad)
+    _ = pipeline | "ListClips" >> beam.Create(clips) | "Ingest" >> IngestClips(output_dir, eval_percent, pad, fold)
     result = pipeline.run()
     result.wait_until_finish()
     counters = {
@@ -169,6 +173,7 @@ def run_ingestion(
         },
         "failures": int(counters.get("failed", 0)),
         "eval_percent": eval_percent,
+        "fold": list(fold) if fold else None,
         "pad": pad,
         "wall_seconds": round(time.time() - started, 1),
         "fingerprint": fingerprint,
@@ -178,9 +183,9 @@ def run_ingestion(
     return summary
 
 
-def _fingerprint(clips: List[dataset.LabelledClip], eval_percent: int, pad: str) -> str:
+def _fingerprint(clips: List[dataset.LabelledClip], split: str, pad: str) -> str:
     """Changes when any input file (path, size, modification time) or setting changes."""
-    digest = hashlib.sha256(f"{eval_percent}|{pad}".encode())
+    digest = hashlib.sha256(f"{split}|{pad}".encode())
     for clip in clips:
         stat = files.stat(clip.path)
         digest.update(f"|{clip.path}|{clip.label}|{stat.length}|{stat.mtime_nsec}".encode())

@@ -38,6 +38,8 @@ def parse_args(argv=None):
                         help="share of source groups (not clips) held out for eval")
     parser.add_argument("--pad", choices=[features.PAD_FRONT, features.PAD_BACK], default=features.DEFAULT_PAD,
                         help="where clips shorter than 3 s get their zeros")
+    parser.add_argument("--fold", type=int, nargs=2, metavar=("K", "N"),
+                        help="grouped k-fold: eval is fold K (0-based) of N instead of --eval-percent")
     parser.add_argument("--model", choices=constants.ARCHITECTURES, default=configs.ARCHITECTURE,
                         help="'default' (log-mel CNN) or 'seed' (the tutorial's network on |STFT|)")
     parser.add_argument("--epochs", type=int, default=configs.EPOCHS)
@@ -73,7 +75,8 @@ def run(argv=None) -> dict:
 
     ingested_dir = os.path.abspath(os.path.join(args.output_dir, "ingested"))
     print(f"[2/3] Ingesting clips from {data_root} ...", flush=True)
-    ingestion = ingest.run_ingestion(data_root, ingested_dir, beam_args, args.eval_percent, args.pad)
+    fold = tuple(args.fold) if args.fold else None
+    ingestion = ingest.run_ingestion(data_root, ingested_dir, beam_args, args.eval_percent, args.pad, fold)
     print("      " + ingest.summary_line(ingestion, ingested_dir), flush=True)
 
     recordings = args.recordings

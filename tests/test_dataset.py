@@ -47,3 +47,12 @@ def test_listing_labels_by_folder_and_skips_hidden_files(tmp_path):
 def test_listing_a_folder_outside_the_layout_says_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match=dataset.POSITIVE_DIR):
         dataset.list_labelled_clips(str(tmp_path))
+
+
+def test_k_fold_puts_every_group_in_eval_exactly_once():
+    groups = [f"XC{i}" for i in range(300)]
+    folds = [[dataset.split_of(g, fold=(k, 5)) for g in groups] for k in range(5)]
+    for i in range(len(groups)):
+        assert [fold[i] for fold in folds].count(dataset.EVAL_SPLIT) == 1
+    sizes = [fold.count(dataset.EVAL_SPLIT) for fold in folds]
+    assert sum(sizes) == 300 and min(sizes) > 40
