@@ -4,14 +4,13 @@ Its `counts` artifact (the counting job's output folder) is recorded in ML Metad
 model and the threshold as inputs, so every count can be traced to the model and blessing behind it.
 """
 
-import hashlib
 import json
 import os
 
 from tfx import v1 as tfx
 from tfx.types import artifact
 
-from components import counting
+from components import counting, files
 from components.threshold import CallThreshold
 
 
@@ -26,13 +25,9 @@ def recordings_fingerprint(recordings: str) -> str:
 
     Local paths only; for remote ones (gs://, compiled for Vertex) it is the path itself.
     """
-    if "://" in recordings:
+    if files.is_remote(recordings):  # compiling for Vertex must not need Cloud Storage access
         return recordings
-    digest = hashlib.sha256()
-    for path in counting.list_recordings(recordings):
-        stat = os.stat(path)
-        digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+    return files.fingerprint(counting.list_recordings(recordings))
 
 
 @tfx.dsl.components.component
@@ -46,10 +41,10 @@ def CallCounter(
 ) -> None:
     """Counts calls in `recordings` with the pushed model at its chosen threshold (nothing if not pushed)."""
     del recordings_fingerprint  # only there to key the cache
-    os.makedirs(counts.uri, exist_ok=True)
+    files.makedirs(counts.uri)
     if pushed_model.get_int_custom_property("pushed") != 1:
-        with open(os.path.join(counts.uri, counting.SUMMARY_JSON), "w") as f:
-            json.dump({"skipped": "the model was not blessed, so nothing was pushed or counted"}, f)
+        with files.open_file(os.path.join(counts.uri, counting.SUMMARY_JSON), "w") as f:
+            f.write(json.dumps({"skipped": "the model was not blessed, so nothing was pushed or counted"}))
         counts.set_int_custom_property("counted", 0)
         return
     summary = counting.run_counting(

@@ -2,6 +2,7 @@
 counting job reads recordings and writes results wherever its paths point."""
 
 import glob as local_glob
+import hashlib
 import os
 from typing import List
 
@@ -63,3 +64,12 @@ def rmtree(path: str) -> None:
 def stat(path: str):
     """`.length` (bytes) and `.mtime_nsec` of a file."""
     return tf.io.gfile.stat(path)
+
+
+def fingerprint(paths: List[str], settings: str = "") -> str:
+    """A digest that changes when any file (path, size, modification time) or the settings change."""
+    digest = hashlib.sha256(settings.encode())
+    for path in paths:
+        info = stat(path)
+        digest.update(f"|{path}|{info.length}|{info.mtime_nsec}".encode())
+    return digest.hexdigest()

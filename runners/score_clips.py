@@ -13,18 +13,10 @@ import os
 import numpy as np
 
 from runners import quiet  # noqa: F401  (must precede TensorFlow)
-from components import audio, scoring
+from components import audio, files, scoring
 from model import features
 
 BATCH = 64
-
-
-def list_files(folder: str):
-    for directory, subdirs, names in os.walk(folder):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-        for name in sorted(names):
-            if not name.startswith("."):
-                yield os.path.join(directory, name)
 
 
 def run(argv=None) -> dict:
@@ -45,7 +37,7 @@ def run(argv=None) -> dict:
         batch.clear()
         batch_paths.clear()
 
-    for path in list_files(args.clips):
+    for path in sorted(files.walk_files(args.clips)):
         try:
             batch.append(audio.load_clip(path, args.pad))
             batch_paths.append(path)
