@@ -13,35 +13,16 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
-import subprocess
-import sys
-import time
 
 from model import constants
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-EPOCHS = {constants.ARCHITECTURE_DEFAULT: constants.DEFAULT_EPOCHS, constants.ARCHITECTURE_SEED: 4}
-
-
-def f1(precision: float, recall: float) -> float:
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+from pipeline_runs import EPOCHS, REAL_DATA_ROOT, f1, run_local_pipeline
 
 
 def run_fold(data_root: str, output_dir: str, architecture: str, fold: int, folds: int) -> dict:
-    out = os.path.join(output_dir, architecture, f"fold{fold}")
-    shutil.rmtree(out, ignore_errors=True)
-    report_path = os.path.join(out, "report.json")
-    started = time.time()
-    subprocess.run(
-        [sys.executable, os.path.join(HERE, "..", "runners", "local_runner.py"), "--data-root", data_root,
-         "--output-dir", out, "--model", architecture, "--epochs", str(EPOCHS[architecture]),
-         "--fold", str(fold), str(folds), "--recordings", "", "--report-json", report_path],
-        check=True, stdout=subprocess.DEVNULL,
+    report, wall = run_local_pipeline(
+        data_root, os.path.join(output_dir, architecture, f"fold{fold}"), architecture, (fold, folds), quiet=True
     )
-    with open(report_path) as f:
-        report = json.load(f)
     with open(os.path.join(report["threshold_uri"], "threshold.json")) as f:
         chosen = json.load(f)
     m, clips = report["metrics"], report["ingestion"]["clips"]["eval"]
@@ -49,13 +30,13 @@ def run_fold(data_root: str, output_dir: str, architecture: str, fold: int, fold
         "fold": fold, "eval_calls": clips["call"], "eval_others": clips["not_call"],
         "recall": m["recall"], "precision": m["precision"], "f1": f1(m["precision"], m["recall"]),
         "f1_tuned": chosen["f1"], "threshold": chosen["threshold"], "ap": m["average_precision"],
-        "blessed": report["blessed"], "wall": time.time() - started,
+        "blessed": report["blessed"], "wall": wall,
     }
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data-root", default=os.path.join(HERE, "..", "..", "shared", "capuchin"))
+    parser.add_argument("--data-root", default=REAL_DATA_ROOT)
     parser.add_argument("--output-dir", default=os.path.join("runs", "bench_kfold"))
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--models", nargs="+", default=list(constants.ARCHITECTURES))

@@ -1,0 +1,41 @@
+"""Shared by the training benchmarks: one fresh `runners/local_runner.py` run on real clips, and its report."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import Optional, Tuple
+
+from model import constants
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REAL_DATA_ROOT = os.path.join(HERE, "..", "..", "shared", "capuchin")
+# seed: the tutorial's own 4 epochs.
+EPOCHS = {constants.ARCHITECTURE_DEFAULT: constants.DEFAULT_EPOCHS, constants.ARCHITECTURE_SEED: 4}
+
+
+def run_local_pipeline(
+    data_root: str, output_dir: str, architecture: str, fold: Optional[Tuple[int, int]] = None, quiet: bool = False
+) -> Tuple[dict, float]:
+    """Ingestion + the whole pipeline in a fresh `output_dir`, training only (no counting).
+
+    Returns the run's report (metrics, blessing, threshold, ingestion summary) and its wall seconds.
+    """
+    shutil.rmtree(output_dir, ignore_errors=True)
+    report_path = os.path.join(output_dir, "report.json")
+    command = [
+        sys.executable, os.path.join(HERE, "..", "runners", "local_runner.py"), "--data-root", data_root,
+        "--output-dir", output_dir, "--model", architecture, "--epochs", str(EPOCHS[architecture]),
+        "--report-json", report_path, "--recordings", "",  # training only: counting is benchmarked apart
+    ] + (["--fold", str(fold[0]), str(fold[1])] if fold else [])
+    started = time.time()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL if quiet else None)
+    wall = time.time() - started
+    with open(report_path) as f:
+        return json.load(f), wall
+
+
+def f1(precision: float, recall: float) -> float:
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
