@@ -92,8 +92,17 @@ def load_audio(path: str, sample_rate: int = features.SAMPLE_RATE) -> np.ndarray
 
 
 def _mono(block: np.ndarray) -> np.ndarray:
-    """[frames, channels] → [frames], channels averaged."""
-    return block.mean(axis=1) if block.shape[1] > 1 else block[:, 0].copy()
+    """[frames, channels] → [frames], channels averaged.
+
+    Column by column: numpy's `mean(axis=1)` over two interleaved channels costs as much as decoding
+    the mp3 (see BENCHMARKS.md); adding the columns is ~15x cheaper.
+    """
+    mono = block[:, 0].copy()
+    for channel in range(1, block.shape[1]):
+        mono += block[:, channel]
+    if block.shape[1] > 1:
+        mono *= np.float32(1.0 / block.shape[1])
+    return mono
 
 
 def fixed_length(
