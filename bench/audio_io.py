@@ -24,7 +24,7 @@ import soxr
 import tensorflow as tf
 import tensorflow_io as tfio
 
-from components import synthetic_data
+from components import audio, synthetic_data
 from model import features
 
 REAL_FOREST = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "capuchin", "Forest Recordings")
@@ -101,8 +101,7 @@ def main():
     if path is None:
         path = os.path.join(tempfile.mkdtemp(), "synthetic.mp3")
         recording, _ = synthetic_data.forest_recording(np.random.default_rng(0), 180.0, 5)
-        sf.write(path, recording, synthetic_data.FOREST_RATE, format="MP3", bitrate_mode="CONSTANT",
-                 compression_level=synthetic_data.MP3_128K_LEVEL)
+        audio.write_mp3(path, recording, synthetic_data.FOREST_RATE)
     info = sf.info(path)
     seconds = info.duration
     decode_tfio(path), resample_tfio(np.zeros(48_000, np.float32), 48_000)  # warm up TF kernels

@@ -17,6 +17,12 @@ from model import features
 
 # Frames decoded at a time: ~10 s at 48 kHz.
 _BLOCK_FRAMES = 1 << 19
+# Decoded audio peaks near 1 (a little over after lossy coding); garbage decoded from damaged mp3 data
+# reaches millions.
+_MAX_PEAK = 10.0
+# The lowest mp3 bit rate is 8 kbit/s: a file smaller than that for its length is cut short or damaged
+# (its header promises more audio than it holds).
+_MIN_MP3_BITS_PER_SECOND = 8_000
 
 
 class AudioLoadError(ValueError):
@@ -88,7 +94,38 @@ def load_audio(path: str, sample_rate: int = features.SAMPLE_RATE) -> np.ndarray
         raise AudioLoadError(path, "empty: no audio frames")
     if not np.all(np.isfinite(samples)):
         raise AudioLoadError(path, "corrupt: non-finite samples")
+    # mpg123 resyncs through damaged data and may hand back garbage rather than an error.
+    if np.max(np.abs(samples)) > _MAX_PEAK:
+        raise AudioLoadError(path, "corrupt audio data: samples far beyond full scale")
+    seconds = samples.shape[0] / sample_rate
+    if extension == ".mp3" and size * 8 < _MIN_MP3_BITS_PER_SECOND * seconds:
+        raise AudioLoadError(path, f"corrupt or truncated mp3: {size} bytes cannot hold {seconds:.0f} s of audio")
     return samples.astype(np.float32, copy=False)
+
+
+# The forest recordings' format: 48 kHz stereo mp3 at a constant 128 kbit/s (libsndfile's compression
+# level 0.65 gives that bit rate).
+MP3_RATE = 48_000
+MP3_128K_LEVEL = 0.65
+
+
+def write_mp3(target, samples: np.ndarray, rate: int) -> None:
+    """Writes float32[frames] or [frames, channels] as constant 128 kbit/s mp3 to a path or file object."""
+    sf.write(target, samples, rate, format="MP3", bitrate_mode="CONSTANT", compression_level=MP3_128K_LEVEL)
+
+
+def mp3_round_trip(samples: np.ndarray, sample_rate: int = features.SAMPLE_RATE) -> np.ndarray:
+    """The signal as it comes back from the forest recordings' codec (48 kHz stereo 128 kbit/s mp3).
+
+    Same length and no delay (libsndfile trims the encoder's padding), so it lines up with the input.
+    """
+    upsampled = resample(samples, sample_rate, MP3_RATE)
+    buffer = io.BytesIO()
+    write_mp3(buffer, np.stack([upsampled, upsampled], axis=1), MP3_RATE)
+    buffer.seek(0)
+    decoded, _ = sf.read(buffer, dtype="float32", always_2d=True)
+    back = resample(_mono(decoded), MP3_RATE, sample_rate)[: len(samples)]
+    return np.pad(back, (0, len(samples) - len(back))).astype(np.float32, copy=False)
 
 
 def _mono(block: np.ndarray) -> np.ndarray:

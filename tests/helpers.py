@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from components import synthetic_data
+from components import audio, synthetic_data
 
 REAL_DATA_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "capuchin"))
 
@@ -30,7 +30,7 @@ def tone(freq_hz: float, seconds: float, rate: int, channels: int = 1, amplitude
 
 def write_audio(path: str, data: np.ndarray, rate: int) -> str:
     if path.endswith(".mp3"):
-        sf.write(path, data, rate, format="MP3", bitrate_mode="CONSTANT", compression_level=synthetic_data.MP3_128K_LEVEL)
+        audio.write_mp3(path, data, rate)
     else:
         sf.write(path, data, rate, subtype="PCM_16")
     return path

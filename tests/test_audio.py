@@ -46,6 +46,17 @@ def test_channels_are_averaged(tmp_path):
     assert np.max(np.abs(samples[1000:-1000])) == pytest.approx(0.4, abs=0.01)
 
 
+def test_mp3_round_trip_keeps_length_timing_and_pitch_but_changes_the_samples():
+    clip = tone(700, 3.0, RATE)[:, 0]
+    clip[: RATE // 2] = 0.0  # a silent start shows any delay the codec adds
+    back = audio.mp3_round_trip(clip)
+    assert back.shape == clip.shape and back.dtype == np.float32
+    assert np.abs(back[: RATE // 2 - 200]).max() < 0.01  # still silent: no delay
+    assert np.corrcoef(clip[RATE:], back[RATE:])[0, 1] > 0.98
+    assert not np.array_equal(clip, back)
+    assert dominant_frequency(back, RATE) == pytest.approx(700, abs=5)
+
+
 def test_resampling_keeps_tones_below_nyquist_and_removes_those_above():
     rate = 48_000
     t = np.arange(rate) / rate
@@ -111,6 +122,17 @@ def test_bad_files_raise_an_error_naming_the_file_and_the_reason(tmp_path, name,
         audio.load_audio(str(path))
     assert reason in raised.value.reason
     assert str(path) in str(raised.value)
+
+
+def test_an_mp3_with_damaged_data_after_its_header_is_always_an_error(tmp_path):
+    # mpg123 resyncs through damaged data: depending on the bytes it fails, returns garbage far beyond
+    # full scale, or pads out the length its header promised. Every case must be an error.
+    good = open(write_audio(str(tmp_path / "good.mp3"), tone(700, 60.0, 48_000, channels=2), 48_000), "rb").read()
+    for seed in range(20):
+        path = tmp_path / f"damaged{seed}.mp3"
+        path.write_bytes(good[:400] + np.random.default_rng(seed).bytes(50_000))
+        with pytest.raises(audio.AudioLoadError, match="corrupt"):
+            audio.load_audio(str(path))
 
 
 def test_a_missing_file_is_unreadable(tmp_path):
