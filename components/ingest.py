@@ -1,6 +1,6 @@
 """Clip ingestion: labelled audio files → gzipped TFRecords of 3 s 16 kHz waveforms, split by group.
 
-    OUT/train/clips-*.tfrecord.gz   tf.Example {audio, label, source, group}
+    OUT/train/clips-*.tfrecord.gz   tf.Example {audio, audio_mp3, label, source, group}
     OUT/eval/clips-*.tfrecord.gz
     OUT/failures.csv                path,reason for every file that could not be decoded
     OUT/summary.json                clips per split and label, failures
@@ -31,6 +31,8 @@ SUMMARY_JSON = "summary.json"
 RECORD_PREFIX = "clips"
 RECORD_SUFFIX = ".tfrecord.gz"
 _METRICS_NAMESPACE = "ingest"
+# Bump when the records' content changes, so earlier ingestions are redone (2: the mp3 round trip).
+_RECORD_VERSION = 2
 LABEL_NAMES = {1: "call", 0: "not_call"}
 
 
@@ -62,7 +64,8 @@ class DecodeClipFn(beam.DoFn):
         example = tf.train.Example(
             features=tf.train.Features(
                 feature={
-                    features.AUDIO_KEY: tf.train.Feature(float_list=tf.train.FloatList(value=waveform)),
+                    features.AUDIO_KEY: _floats_feature(waveform),
+                    features.AUDIO_MP3_KEY: _floats_feature(audio.mp3_round_trip(waveform)),
                     features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[clip.label])),
                     features.SOURCE_KEY: _bytes_feature(os.path.basename(clip.path)),
                     features.GROUP_KEY: _bytes_feature(clip.group),
@@ -70,6 +73,12 @@ class DecodeClipFn(beam.DoFn):
             )
         )
         yield split, example.SerializeToString()
+
+
+def _floats_feature(values):
+    import tensorflow as tf
+
+    return tf.train.Feature(float_list=tf.train.FloatList(value=values))
 
 
 def _bytes_feature(text: str):
@@ -145,7 +154,7 @@ def run_ingestion(
     """
     clips = dataset.list_labelled_clips(data_root)
     # Labels come from the folders, so the paths cover them.
-    fingerprint = files.fingerprint([clip.path for clip in clips], f"{eval_percent}|{fold}|{pad}")
+    fingerprint = files.fingerprint([clip.path for clip in clips], f"{eval_percent}|{fold}|{pad}|{_RECORD_VERSION}")
     previous = _previous_summary(output_dir)
     if previous and previous.get("fingerprint") == fingerprint:
         # Same files, same settings: keep the records, so the pipeline's cache stays valid too.

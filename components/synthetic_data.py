@@ -23,6 +23,7 @@ import numpy as np
 import scipy.fft
 import soundfile as sf
 
+from components import audio as audio_io
 from components import dataset
 
 # Formats the clips are written in, one per group in turn, so every decoder and several
@@ -34,17 +35,17 @@ CLIP_FORMATS = (
     ("mp3", 44_100, 2),
     ("flac", 11_025, 1),
 )
-FOREST_RATE = 48_000
+FOREST_RATE = audio_io.MP3_RATE  # 48 kHz, like the real forest recordings
 FOREST_CHANNELS = 2
-# libsndfile's MP3 compression level that gives constant 128 kbit/s, like the real forest recordings.
-MP3_128K_LEVEL = 0.65
 NEGATIVE_KINDS = ("chirps", "trill", "rain", "wind", "silence")
-# Planted calls are at least this far apart (end to next start), so every call stays a separate event
-# for a counter that slides 3 s windows by 1.5 s.
-MIN_CALL_GAP_SECONDS = 4.0
+# Planted calls are at least this far apart (end to next start): close enough that a counter which
+# merges neighbouring detections carelessly gets them wrong.
+MIN_CALL_GAP_SECONDS = 2.0
+# Call lengths (a real Capuchinbird call lasts about 1.5-4 s).
+CALL_SECONDS = (1.5, 3.0)
 MANIFEST = "synthetic_manifest.json"
 # Bump when the generator's output changes, so existing default data is regenerated.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 TRUTH_CSV = "forest_truth.csv"
 CALLS_CSV = "forest_calls.csv"
 
@@ -152,7 +153,8 @@ def coloured_noise(rng: np.random.Generator, n: int, exponent: float = 1.0) -> n
 def positive_clip(rng: np.random.Generator, rate: int, base_f0: float, noise_exponent: float) -> np.ndarray:
     """A 2–3.5 s clip holding one call over background noise at 10–25 dB SNR."""
     length = int(rng.uniform(2.0, 3.5) * rate)
-    call = capuchin_call(rng, rate, base_f0 * rng.uniform(0.95, 1.05), rng.uniform(1.0, min(2.5, length / rate - 0.2)))
+    longest = min(CALL_SECONDS[1], length / rate - 0.2)
+    call = capuchin_call(rng, rate, base_f0 * rng.uniform(0.95, 1.05), rng.uniform(CALL_SECONDS[0], longest))
     start = rng.integers(0, length - len(call) + 1)
     clip = _noise_at_snr(rng, length, call, rng.uniform(10, 25), noise_exponent)
     clip[start : start + len(call)] += call
@@ -199,7 +201,7 @@ def _call_times(rng: np.random.Generator, seconds: float, num_calls: int) -> Lis
 
     Built, not rejection-sampled: durations first, then the spare time shared out at random.
     """
-    durations = rng.uniform(1.0, 2.5, size=num_calls)
+    durations = rng.uniform(*CALL_SECONDS, size=num_calls)
     spare = seconds - 1.0 - durations.sum() - MIN_CALL_GAP_SECONDS * max(num_calls - 1, 0)
     if spare < 0:
         raise ValueError(f"{num_calls} calls do not fit in {seconds} s with {MIN_CALL_GAP_SECONDS} s gaps")
@@ -288,14 +290,12 @@ def _write_forest_recordings(root: str, spec: SyntheticSpec, rng: np.random.Gene
     truth = {}
     for index in range(spec.recordings):
         name = f"recording_{index:02d}.mp3"
-        # Longest calls (2.5 s) plus gaps must fit: k * 2.5 + (k - 1) * gap + 1 <= seconds.
-        fits = int((spec.recording_seconds - 1.0 + MIN_CALL_GAP_SECONDS) // (2.5 + MIN_CALL_GAP_SECONDS))
+        # Longest calls plus gaps must fit: k * longest + (k - 1) * gap + 1 <= seconds.
+        longest = CALL_SECONDS[1]
+        fits = int((spec.recording_seconds - 1.0 + MIN_CALL_GAP_SECONDS) // (longest + MIN_CALL_GAP_SECONDS))
         num_calls = int(rng.integers(0, min(spec.max_calls_per_recording, fits) + 1))
         audio, calls = forest_recording(rng, spec.recording_seconds, num_calls)
-        sf.write(
-            os.path.join(folder, name), audio, FOREST_RATE,
-            format="MP3", bitrate_mode="CONSTANT", compression_level=MP3_128K_LEVEL,
-        )
+        audio_io.write_mp3(os.path.join(folder, name), audio, FOREST_RATE)
         truth[name] = calls
     with open(os.path.join(root, TRUTH_CSV), "w", newline="") as f:
         writer = csv.writer(f)
@@ -312,7 +312,7 @@ def _write(path: str, mono: np.ndarray, rate: int, channels: int) -> None:
     """Writes a mono signal as `channels` channels (slightly different gains, like two microphones)."""
     data = np.stack([mono * (1.0 - 0.1 * c) for c in range(channels)], axis=1).astype(np.float32)
     if path.endswith(".mp3"):
-        sf.write(path, data, rate, format="MP3", bitrate_mode="CONSTANT", compression_level=MP3_128K_LEVEL)
+        audio_io.write_mp3(path, data, rate)
     else:
         sf.write(path, data, rate, subtype="PCM_16")
 

@@ -20,6 +20,7 @@ def _read_examples(output_dir: str, split: str):
     files = sorted(glob.glob(os.path.join(output_dir, split, "*" + ingest.RECORD_SUFFIX)))
     spec = {
         features.AUDIO_KEY: tf.io.FixedLenFeature([features.CLIP_SAMPLES], tf.float32),
+        features.AUDIO_MP3_KEY: tf.io.FixedLenFeature([features.CLIP_SAMPLES], tf.float32),
         features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
         features.SOURCE_KEY: tf.io.FixedLenFeature([], tf.string),
         features.GROUP_KEY: tf.io.FixedLenFeature([], tf.string),
@@ -63,6 +64,9 @@ def test_every_good_clip_is_written_once_with_its_label_and_group(ingested):
             assert dataset.split_of(group) == split
             assert example[features.AUDIO_KEY].shape == (features.CLIP_SAMPLES,)
             assert np.abs(example[features.AUDIO_KEY]).max() > 0
+            # Beside each clip, its mp3 round trip: the same sound, aligned, not the same samples.
+            clip, mp3 = example[features.AUDIO_KEY], example[features.AUDIO_MP3_KEY]
+            assert np.corrcoef(clip, mp3)[0, 1] > 0.9 and not np.array_equal(clip, mp3)
             name = example[features.SOURCE_KEY].decode()
             assert example[features.LABEL_KEY] == (1 if name.startswith("synth-call") else 0)
             assert dataset.group_of(name) == group

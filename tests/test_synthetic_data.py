@@ -42,12 +42,12 @@ def test_truth_matches_the_planted_calls(tiny_dataset):
         waveform = audio.load_audio(os.path.join(tiny_dataset, dataset.FOREST_DIR, name))
         background = np.median(_frame_rms(waveform))
         for start, end in calls[name]:
-            assert end - start >= 1.0 and end <= TINY_SPEC.recording_seconds
+            assert end - start >= synthetic_data.CALL_SECONDS[0] and end <= TINY_SPEC.recording_seconds
             call = waveform[int(start * RATE) : int(end * RATE)]
             # Each planted call is clearly above the background and pitched like a call (300 Hz–4 kHz).
             assert 20 * np.log10(np.sqrt(np.mean(call**2)) / background) > 6
             assert 250 < dominant_frequency(call, RATE) < 4_000
-        # Calls are separated by at least the minimum gap, so each stays one event.
+        # Calls are separated by at least the minimum gap (2 s: a counter must keep them apart).
         for (_, end), (next_start, _) in zip(calls[name], calls[name][1:]):
             assert next_start - end >= synthetic_data.MIN_CALL_GAP_SECONDS
 
