@@ -1,4 +1,10 @@
-"""Counting calls in recordings: window, score with the pushed model, merge positive windows into calls.
+"""Counting calls in recordings: window, score with the pushed model, turn the scores into calls.
+
+Windows of 3 s every `hop` seconds are scored in batches. The default model scores each 40 ms frame of
+a window; every moment of the recording takes its score from the window it sits most central in, and a
+call is a run of frames at or above the threshold (runs less than CALL_GAP_SECONDS apart joined, runs
+shorter than MIN_CALL_SECONDS dropped). A model with one score per window (the tutorial's) counts the
+tutorial's way: each run of consecutive windows at or above the threshold is one call.
 
 The pure parts (windows, merging, output tables) are plain functions; `CountCalls` is the composite Beam
 transform (decode and chunk each recording, score the chunks, merge each recording's scores into calls)
@@ -86,13 +92,64 @@ def window_starts(num_samples: int, window: int, hop: int) -> np.ndarray:
 
 
 def score_windows(waveform: np.ndarray, starts: np.ndarray, scorer, window: int) -> np.ndarray:
-    """Scores of the windows starting at `starts` (samples). Windows are views, copied SCORE_BATCH at a time."""
+    """Frame scores [windows, frames] of the windows starting at `starts` (samples), through
+    `scorer.frames`. Windows are views, copied SCORE_BATCH at a time."""
     if len(starts) == 0:
-        return np.zeros(0, dtype=np.float32)
+        return np.zeros((0, 1), dtype=np.float32)
     windows = np.lib.stride_tricks.sliding_window_view(waveform, window)  # no copy
-    return np.concatenate(
-        [scorer(np.ascontiguousarray(windows[starts[i : i + SCORE_BATCH]])) for i in range(0, len(starts), SCORE_BATCH)]
-    )
+    return np.concatenate([
+        scorer.frames(np.ascontiguousarray(windows[starts[i : i + SCORE_BATCH]]))
+        for i in range(0, len(starts), SCORE_BATCH)
+    ])
+
+
+def frame_track(starts_s: np.ndarray, frame_scores: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """One score per model frame of the whole recording: (frame start times, scores).
+
+    Overlapping windows score the same moment more than once; each moment keeps the score of the
+    window in which it is most central, where the model sees the most context around it.
+    """
+    step = features.MODEL_FRAME_STEP_SECONDS
+    frames = frame_scores.shape[1]
+    offsets = np.arange(frames) * step  # frame starts within a window
+    from_centre = np.abs(offsets + features.MODEL_FRAME_SPAN_SECONDS / 2 - features.CLIP_SECONDS / 2)
+    # A window's frames fill consecutive slots from the one nearest its start (hops need not be whole frames).
+    first_slots = np.floor(np.asarray(starts_s) / step + 0.5).astype(np.int64)
+    slots = first_slots[:, None] + np.arange(frames)[None, :]  # [windows, frames]
+    length = int(slots.max()) + 1 if slots.size else 0
+    track = np.zeros(length, dtype=np.float32)
+    closest = np.full(length, np.inf)
+    for window_slots, scores in zip(slots, frame_scores):
+        better = from_centre < closest[window_slots]
+        track[window_slots[better]] = scores[better]
+        closest[window_slots[better]] = from_centre[better]
+    return np.arange(length) * step, track
+
+
+def frame_calls(times: np.ndarray, scores: np.ndarray, threshold: float) -> List[Tuple[float, float, float]]:
+    """Calls as (start_s, end_s, max score) from a frame track: runs at or above the threshold, joined
+    when less than CALL_GAP_SECONDS apart, kept when at least MIN_CALL_SECONDS long."""
+    step = features.MODEL_FRAME_STEP_SECONDS
+    runs: List[List[float]] = []
+    for start, score in zip(times, scores):
+        if score < threshold:
+            continue
+        if runs and start - runs[-1][1] < features.CALL_GAP_SECONDS:
+            runs[-1][1] = start + step
+            runs[-1][2] = max(runs[-1][2], float(score))
+        else:
+            runs.append([float(start), float(start) + step, float(score)])
+    return [(round(s, 3), round(e, 3), round(sc, 4)) for s, e, sc in runs if e - s >= features.MIN_CALL_SECONDS]
+
+
+def find_calls(starts_s: np.ndarray, frame_scores: np.ndarray, config: "CountingConfig"):
+    """Calls and the score track over time (for plots) from the scored windows of one recording."""
+    if frame_scores.shape[1] == 1:  # one score per window: the tutorial's rule
+        scores = frame_scores[:, 0]
+        calls = merge_detections(starts_s, scores, config.threshold, config.window_seconds)
+        return calls, np.asarray(starts_s) + config.window_seconds / 2, scores
+    times, track = frame_track(starts_s, frame_scores)
+    return frame_calls(times, track, config.threshold), times, track
 
 
 def merge_detections(
@@ -187,7 +244,7 @@ class DecodeAndCountFn(beam.DoFn):
 
 
 class ScoreChunkFn(beam.DoFn):
-    """(recording, Chunk) → (recording, (first window, window start seconds, scores, seconds))."""
+    """(recording, Chunk) → (recording, (first window, window start seconds, frame scores, seconds))."""
 
     def __init__(self, model_dir: str, config: CountingConfig):
         self._model_dir = model_dir
@@ -209,11 +266,11 @@ def _merge_and_save(recording: str, scored_chunks, config: CountingConfig, outpu
     chunks = sorted(scored_chunks, key=lambda chunk: chunk[0])
     starts_s = np.concatenate([chunk[1] for chunk in chunks])
     scores = np.concatenate([chunk[2] for chunk in chunks])
-    detections = merge_detections(starts_s, scores, config.threshold, config.window_seconds)
+    detections, times, track = find_calls(starts_s, scores, config)
     result = {"recording": recording, "calls": len(detections), "detections": detections,
               "seconds": chunks[0][3], "reason": None}
     if plots:
-        plot_recording(recording, starts_s, scores, detections, config, output_dir)
+        plot_recording(recording, times, track, detections, config, output_dir)
     _write_json_atomically(_part_path(output_dir, recording), result)
     progress.log(result)
     return result
@@ -332,8 +389,8 @@ def write_tables(results: Iterable[Dict], output_dir: str) -> None:
         writer.writerows((r["recording"], r["reason"]) for r in ordered if r["reason"] is not None)
 
 
-def plot_recording(recording, starts_s, scores, detections, config: CountingConfig, output_dir: str) -> None:
-    """A PNG of the window scores over time, the threshold and the detected calls."""
+def plot_recording(recording, times, scores, detections, config: CountingConfig, output_dir: str) -> None:
+    """A PNG of the scores over time (per frame, or per window centre), the threshold and the calls."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -341,8 +398,7 @@ def plot_recording(recording, starts_s, scores, detections, config: CountingConf
 
     files.makedirs(os.path.join(output_dir, PLOTS_DIR))
     figure, axis = plt.subplots(figsize=(12, 2.8))
-    centres = np.asarray(starts_s) + config.window_seconds / 2
-    axis.plot(centres, scores, lw=1, label="window score")
+    axis.plot(times, scores, lw=1, label="score")
     axis.axhline(config.threshold, color="gray", ls="--", lw=1, label=f"threshold {config.threshold:.2f}")
     for start, end, _ in detections:
         axis.axvspan(start, end, color="tab:red", alpha=0.25)

@@ -43,7 +43,8 @@ def read_threshold(model_dir: str) -> Optional[float]:
 
 
 class WindowScorer:
-    """Call probability of 3 s, 16 kHz waveforms, through the model's raw-audio signature."""
+    """Call probability of 3 s, 16 kHz waveforms, through the model's raw-audio signatures: one per
+    window (`__call__`), or one per model frame (`frames`; models without frames give one per window)."""
 
     def __init__(self, model_path: str):
         import tensorflow as tf
@@ -51,11 +52,26 @@ class WindowScorer:
         self.model_dir = resolve_model_dir(model_path)
         self._model = tf.saved_model.load(self.model_dir)
         self._serve = self._model.signatures[constants.AUDIO_SIGNATURE]
+        # Models exported before frames existed score whole windows only.
+        self._serve_frames = self._model.signatures.get(constants.FRAMES_SIGNATURE)
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
         """float32[n, 48000] → float32[n] probabilities."""
         if windows.shape[0] == 0:
             return np.zeros(0, dtype=np.float32)
-        assert windows.shape[1:] == (features.CLIP_SAMPLES,), windows.shape
-        outputs = self._serve(audio=windows.astype(np.float32, copy=False))
+        outputs = self._serve(audio=self._checked(windows))
         return outputs[constants.PREDICTION_KEY].numpy().reshape(-1)
+
+    def frames(self, windows: np.ndarray) -> np.ndarray:
+        """float32[n, 48000] → float32[n, frames] probabilities (frames = 1 for a window-only model)."""
+        if self._serve_frames is None:
+            return self(windows)[:, None]
+        if windows.shape[0] == 0:
+            return np.zeros((0, 1), dtype=np.float32)
+        outputs = self._serve_frames(audio=self._checked(windows))
+        return outputs[constants.FRAME_PREDICTION_KEY].numpy()
+
+    @staticmethod
+    def _checked(windows: np.ndarray) -> np.ndarray:
+        assert windows.shape[1:] == (features.CLIP_SAMPLES,), windows.shape
+        return windows.astype(np.float32, copy=False)

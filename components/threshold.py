@@ -1,7 +1,7 @@
 """ThresholdSelector: a TFX component after Evaluator and Pusher that picks the counting threshold.
 
 From the Evaluator's own confusion matrices (TFMA ConfusionMatrixPlot on the eval split) it takes the
-threshold that maximises F1, writes it with a PR-curve PNG into its artifact, and, when the model was
+threshold that maximises F1 (ties: the one nearest the count benchmark's best), writes it with a PR-curve PNG into its artifact, and, when the model was
 pushed, also into the pushed model (`assets.extra/threshold.json`) so the counting job finds it there.
 """
 
@@ -11,6 +11,8 @@ from typing import Dict, List
 
 from tfx import v1 as tfx
 from tfx.types import artifact
+
+from model import features
 
 THRESHOLD_JSON = "threshold.json"
 PR_CURVE_PNG = "pr_curve.png"
@@ -53,11 +55,15 @@ def pr_points(evaluation_uri: str) -> List[Dict[str, float]]:
     return sorted(points, key=lambda p: p["threshold"])
 
 
-def best_f1_threshold(points: List[Dict[str, float]]) -> Dict[str, float]:
-    """The point of highest F1; among ties, the middle one (the widest margin on both sides)."""
+def best_f1_threshold(points: List[Dict[str, float]], preferred: float = features.PREFERRED_THRESHOLD) -> Dict[str, float]:
+    """The point of highest F1; among ties, the one nearest `preferred`.
+
+    A model that separates the eval clips perfectly ties over a wide range of thresholds; the count
+    benchmark on recordings then decides (see features.PREFERRED_THRESHOLD).
+    """
     best = max(p["f1"] for p in points)
     ties = [p for p in points if p["f1"] >= best - 1e-9]
-    return ties[len(ties) // 2]
+    return min(ties, key=lambda p: abs(p["threshold"] - preferred))
 
 
 def write_pr_curve(points: List[Dict[str, float]], chosen: Dict[str, float], path: str) -> None:

@@ -41,12 +41,30 @@ MEL_UPPER_HZ = 5_000.0
 # Added before the log so silence maps to a finite floor.
 LOG_OFFSET = 1e-6
 
+# --- Model frames ----------------------------------------------------------------------------
+# The default model scores every 40 ms of a window, not just the window: its convolutions pool time by
+# 4, so 297 log-mel frames become 74 model frames. Model frame t covers log-mel frames 4t..4t+3.
+MODEL_FRAME_POOLING = 4
+MODEL_FRAMES = MEL_FRAMES // MODEL_FRAME_POOLING  # 74
+MODEL_FRAME_STEP_SECONDS = MODEL_FRAME_POOLING * MEL_FRAME_STEP / SAMPLE_RATE  # 0.04
+MODEL_FRAME_SPAN_SECONDS = ((MODEL_FRAME_POOLING - 1) * MEL_FRAME_STEP + MEL_FRAME_LENGTH) / SAMPLE_RATE
+
 # --- Counting --------------------------------------------------------------------------------
 # Recordings are scored in 3 s windows every 1.5 s: each call is seen whole by at least one window.
 # The tutorial's non-overlapping windows are HOP_SECONDS = CLIP_SECONDS.
 HOP_SECONDS = 1.5
 # The tutorial's decision threshold, used when a model carries no threshold chosen on eval.
 TUTORIAL_THRESHOLD = 0.99
+# ThresholdSelector takes the threshold of best F1 on the eval clips. When a range of thresholds ties
+# (a model that ranks every eval clip right), it takes the one nearest this: the value that counted
+# best on the planted-call recordings of the grouped k-fold benchmark (BENCHMARKS.md).
+PREFERRED_THRESHOLD = 0.9
+# With a frame-scoring model, a call is a run of frames at or above the threshold. Runs less than
+# CALL_GAP_SECONDS apart are one call (a call's score can dip for a moment); runs shorter than
+# MIN_CALL_SECONDS are not calls (a Capuchinbird call lasts 1.5-4 s; most false alarms are short
+# sounds). Both were chosen on the count benchmark (BENCHMARKS.md): calls 2 s apart stay two calls.
+CALL_GAP_SECONDS = 1.0
+MIN_CALL_SECONDS = 1.0
 
 # Which spectrogram a model uses: the tutorial's |STFT| ('stft') or the log-mel default ('logmel').
 SPECTROGRAM_STFT = "stft"
@@ -54,6 +72,9 @@ SPECTROGRAM_LOGMEL = "logmel"
 
 # --- tf.Example keys ---------------------------------------------------------------------------
 AUDIO_KEY = "audio"  # float32[CLIP_SAMPLES], 16 kHz mono waveform
+# The same clip after a round trip through 128 kbit/s mp3 at 48 kHz, the forest recordings' codec:
+# training alternates between the two so the model does not tell calls by their codec.
+AUDIO_MP3_KEY = "audio_mp3"
 LABEL_KEY = "label"  # int64, 1 = Capuchinbird call, 0 = anything else
 SOURCE_KEY = "source"  # bytes, the clip's file name
 GROUP_KEY = "group"  # bytes, the source recording or sound the clip was cut from

@@ -1,10 +1,17 @@
-"""Trainer module: `run_fn` trains the Keras CNN on Transform's spectrograms and exports a model that
-serves raw audio.
+"""Trainer module: `run_fn` trains the Keras CNN on spectrograms of augmented raw audio and exports a
+model that serves raw audio.
 
-Two architectures (model/constants.py): 'seed', the tutorial's network exactly, on its |STFT|; and
-'default', a small pooled CNN on band-limited log-mel, far cheaper. Keras here is tf_keras
-2.16, imported by name: the Transform layer is a tf_keras layer, cannot live in a Keras 3 model, and
-Keras 3 cannot save the SavedModel signatures TFMA and Beam load.
+Two architectures (model/constants.py):
+- 'default' scores every 40 ms of a 3 s window (a model frame). It is trained on calls planted into
+  busy backgrounds (model/augment.py), with a loss that asks for a high score somewhere inside the
+  planted call and a low one everywhere clear of it; the window's score is its best frame's.
+- 'seed' is the tutorial's network on its |STFT|, trained the tutorial's way: one score per clip,
+  no augmentation.
+
+The Trainer reads raw examples and applies the Transform graph itself, because augmentation works on
+waveforms, before the spectrogram. Keras here is tf_keras 2.16, imported by name: the Transform layer
+is a tf_keras layer, cannot live in a Keras 3 model, and Keras 3 cannot save the SavedModel signatures
+TFMA and Beam load.
 """
 
 import os
@@ -15,24 +22,12 @@ import tf_keras as keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from model import constants, features
+from model import augment, constants, features
 
 _AUDIO_XF = features.transformed_name(features.AUDIO_KEY)
 
 
-def _input_fn(file_pattern, data_accessor, tf_transform_output, shuffle: bool) -> tf.data.Dataset:
-    """Batches of ({'audio_xf': [batch, frames, bins]}, label[batch]) from transformed TFRecords, one pass."""
-    return data_accessor.tf_dataset_factory(
-        file_pattern,
-        tfxio.TensorFlowDatasetOptions(
-            batch_size=constants.BATCH_SIZE,
-            label_key=features.LABEL_KEY,
-            num_epochs=1,
-            shuffle=shuffle,
-            shuffle_seed=constants.SEED,
-        ),
-        tf_transform_output.transformed_metadata.schema,
-    )
+# --- Architectures ---------------------------------------------------------------------------------
 
 
 def _build_seed_model(input_shape) -> keras.Model:
@@ -46,69 +41,174 @@ def _build_seed_model(input_shape) -> keras.Model:
     return keras.Model(inputs, outputs, name="seed")
 
 
-def _build_default_model(input_shape) -> keras.Model:
-    """Three pooled convolutions and a global max over time and frequency (~25k weights).
+def _conv_block(x, filters: int, pool, name: str):
+    x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_norm")(x)
+    x = keras.layers.ReLU(name=f"{name}_relu")(x)
+    return keras.layers.MaxPooling2D(pool, name=f"{name}_pool")(x)
 
-    The global max asks "is there a call anywhere in this window?", which does not care where in the
-    3 s the call sits.
+
+def _build_frame_logits(input_shape) -> keras.Model:
+    """The default network up to one logit per model frame (~100k weights).
+
+    Convolutions over time and frequency find call-like patches; the frequency axis is then pooled
+    away and dilated convolutions over time (about 1.5 s of context each way) judge whether the
+    patches add up to a call: a Capuchinbird call is a 1.5-4 s harmonic stack, a crow's caw is not.
     """
     inputs = keras.Input(shape=input_shape, name=_AUDIO_XF)  # [297, 48]
     x = keras.layers.Reshape((*input_shape, 1))(inputs)  # [297, 48, 1]
-    for filters in (16, 32, 64):  # → [148, 24, 16] → [74, 12, 32] → [37, 6, 64]
-        x = keras.layers.Conv2D(filters, (3, 3), padding="same", activation="relu")(x)
-        x = keras.layers.MaxPooling2D((2, 2))(x)
-    x = keras.layers.GlobalMaxPooling2D()(x)  # [64]
+    x = _conv_block(x, 16, (2, 2), "block1")  # [148, 24, 16]
+    x = _conv_block(x, 32, (2, 2), "block2")  # [74, 12, 32]
+    x = _conv_block(x, 64, (1, 2), "block3")  # [74, 6, 64]
+    x = _conv_block(x, 64, (1, x.shape[2]), "block4")  # [74, 1, 64]
+    x = keras.layers.Reshape((x.shape[1], x.shape[3]))(x)  # [74, 64]: one vector per model frame
     x = keras.layers.Dropout(0.3, seed=constants.SEED)(x)
-    outputs = keras.layers.Dense(1, activation="sigmoid")(x)
-    return keras.Model(inputs, outputs, name="default")
+    for dilation in (1, 2, 4):
+        x = keras.layers.Conv1D(64, 5, dilation_rate=dilation, padding="same", use_bias=False,
+                                name=f"context{dilation}_conv")(x)
+        x = keras.layers.BatchNormalization(name=f"context{dilation}_norm")(x)
+        x = keras.layers.ReLU(name=f"context{dilation}_relu")(x)
+    x = keras.layers.Conv1D(64, 5, padding="same", activation="relu", name="head")(x)
+    logits = keras.layers.Conv1D(1, 1, name="frame_logits")(x)  # [74, 1]
+    return keras.Model(inputs, logits, name="frame_logits")
 
 
-def build_model(architecture: str, input_shape) -> keras.Model:
-    """A compiled model: Adam, binary cross-entropy, recall and precision (at 0.5)."""
-    builders = {constants.ARCHITECTURE_SEED: _build_seed_model, constants.ARCHITECTURE_DEFAULT: _build_default_model}
-    if architecture not in builders:
-        raise ValueError(f"architecture must be one of {sorted(builders)}, got {architecture!r}")
-    model = builders[architecture](tuple(input_shape))
-    model.compile(
-        optimizer=keras.optimizers.Adam(constants.LEARNING_RATE),
-        loss=keras.losses.BinaryCrossentropy(),
-        metrics=[keras.metrics.Recall(name="recall"), keras.metrics.Precision(name="precision")],
-    )
+def _window_model(frame_logits: keras.Model) -> keras.Model:
+    """A window's probability: its best frame's. [74, 1] logits → [1]."""
+    best = keras.layers.GlobalMaxPooling1D(name="best_frame")(frame_logits.output)
+    probability = keras.layers.Activation("sigmoid", name="probability")(best)
+    model = keras.Model(frame_logits.input, probability, name="default")
+    model.frame_logits = frame_logits  # tracked, so the frame signature can be saved with it
     return model
 
 
-def _class_weights(dataset: tf.data.Dataset) -> dict:
-    """Weights that make both classes count equally in the loss (real data: 1 call per 3 other clips)."""
-    labels = tf.concat([tf.reshape(label, [-1]) for _, label in dataset], axis=0)
-    positives = int(tf.reduce_sum(tf.cast(labels, tf.int64)))
-    total = int(tf.size(labels))
-    if positives in (0, total):
-        return {0: 1.0, 1: 1.0}
-    return {0: total / (2.0 * (total - positives)), 1: total / (2.0 * positives)}
+def region_loss(targets: tf.Tensor, frame_logits: tf.Tensor) -> tf.Tensor:
+    """Per window: the best frame inside a call should score high, the best frame outside every call low.
+
+    Args:
+      targets: float32[batch, frames, 2]: frames inside the call, frames that must be background.
+      frame_logits: float32[batch, frames, 1].
+    """
+    logits = frame_logits[:, :, 0]
+    lowest = tf.fill(tf.shape(logits), -1e4)
+    inside, outside = targets[:, :, augment.INSIDE] > 0, targets[:, :, augment.OUTSIDE] > 0
+    best_inside = tf.reduce_max(tf.where(inside, logits, lowest), axis=1)
+    best_outside = tf.maximum(tf.reduce_max(tf.where(outside, logits, lowest), axis=1), -30.0)
+    bce = tf.nn.sigmoid_cross_entropy_with_logits
+    return (tf.where(tf.reduce_any(inside, axis=1), bce(tf.ones_like(best_inside), best_inside), 0.0)
+            + tf.where(tf.reduce_any(outside, axis=1), bce(tf.zeros_like(best_outside), best_outside), 0.0))
+
+
+def build_model(architecture: str, input_shape) -> keras.Model:
+    """The model to export (window → probability); for 'default', `.frame_logits` is the part trained."""
+    input_shape = tuple(input_shape)
+    if architecture == constants.ARCHITECTURE_SEED:
+        model = _build_seed_model(input_shape)
+        model.compile(
+            optimizer=keras.optimizers.Adam(constants.LEARNING_RATE),
+            loss=keras.losses.BinaryCrossentropy(),
+            metrics=[keras.metrics.Recall(name="recall"), keras.metrics.Precision(name="precision")],
+        )
+        return model
+    if architecture == constants.ARCHITECTURE_DEFAULT:
+        frame_logits = _build_frame_logits(input_shape)
+        frame_logits.compile(optimizer=keras.optimizers.Adam(constants.LEARNING_RATE), loss=region_loss)
+        return _window_model(frame_logits)
+    raise ValueError(f"architecture must be one of {constants.ARCHITECTURES}, got {architecture!r}")
+
+
+# --- Input ---------------------------------------------------------------------------------------
+
+
+def _raw_examples(file_pattern, data_accessor, tf_transform_output) -> tf.data.Dataset:
+    """Unbatched raw examples {audio, audio_mp3, label, ...}, one pass, in file order."""
+    return data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(batch_size=64, num_epochs=1, shuffle=False),
+        tf_transform_output.raw_metadata.schema,
+    ).unbatch()
+
+
+def _spectrograms(tf_transform_output):
+    """audio float32[batch, 48000] → the Transform graph's spectrograms [batch, frames, bins]."""
+
+    def transform(audio):
+        return tf_transform_output.transform_raw_features({features.AUDIO_KEY: audio}, drop_unused_features=True)[
+            _AUDIO_XF]
+
+    return transform
+
+
+def _is_call(example) -> tf.Tensor:
+    return tf.reduce_all(example[features.LABEL_KEY] == 1)
+
+
+def _training_data(examples, tf_transform_output, architecture: str) -> tf.data.Dataset:
+    spectrograms = _spectrograms(tf_transform_output)
+    if architecture == constants.ARCHITECTURE_SEED:  # the tutorial: clips as they are, one label each
+        return (examples.cache().shuffle(1024, seed=constants.SEED).repeat().batch(constants.BATCH_SIZE)
+                .map(lambda e: (spectrograms(e[features.AUDIO_KEY]), tf.reshape(e[features.LABEL_KEY], [-1, 1]))))
+    return augment.training_examples(examples, constants.BATCH_SIZE).map(
+        lambda audio, targets: (augment.mask_spectrograms(spectrograms(audio)), targets))
+
+
+def _validation_data(examples, tf_transform_output, architecture: str) -> tf.data.Dataset:
+    spectrograms = _spectrograms(tf_transform_output)
+    if architecture == constants.ARCHITECTURE_SEED:
+        labelled = examples.map(lambda e: (e[features.AUDIO_KEY], tf.reshape(e[features.LABEL_KEY], [1])))
+    else:
+        labelled = examples.map(lambda e: (e[features.AUDIO_KEY], tf.cond(
+            _is_call(e), lambda: augment.call_targets(e[features.AUDIO_KEY]), augment.background_targets)))
+    return labelled.batch(constants.BATCH_SIZE).map(lambda audio, target: (spectrograms(audio), target)).cache()
+
+
+def _count(examples: tf.data.Dataset):
+    """(clips, calls) in a split."""
+    clips = calls = 0
+    for example in examples:
+        clips += 1
+        calls += int(_is_call(example))
+    return clips, calls
+
+
+# --- Export --------------------------------------------------------------------------------------
 
 
 def _serving_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutput) -> dict:
-    """tf.Example → probability (for the Evaluator) and raw waveforms → probability (for counting).
+    """tf.Example → probability (for the Evaluator); raw waveforms → probability (scoring clips);
+    raw waveforms → one probability per model frame (counting; the 'seed' model has one frame).
 
-    Both run the Transform graph first, so callers never compute spectrograms themselves.
+    All run the Transform graph first, so callers never compute spectrograms themselves.
     """
     model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is saved
+    frame_logits = getattr(model, "frame_logits", None)
 
-    def probability(raw_features):
-        transformed = model.tft_layer(raw_features)
-        return {constants.PREDICTION_KEY: model({_AUDIO_XF: transformed[_AUDIO_XF]})}
+    def spectrograms(raw_features):
+        return model.tft_layer(raw_features)[_AUDIO_XF]
 
     audio_spec = {features.AUDIO_KEY: tf_transform_output.raw_feature_spec()[features.AUDIO_KEY]}
+    audio_input = tf.TensorSpec([None, features.CLIP_SAMPLES], tf.float32, name="audio")
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(serialized):
-        return probability(tf.io.parse_example(serialized, audio_spec))
+        raw = tf.io.parse_example(serialized, audio_spec)
+        return {constants.PREDICTION_KEY: model({_AUDIO_XF: spectrograms(raw)})}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, features.CLIP_SAMPLES], tf.float32, name="audio")])
+    @tf.function(input_signature=[audio_input])
     def serve_audio(audio):
-        return probability({features.AUDIO_KEY: audio})
+        return {constants.PREDICTION_KEY: model({_AUDIO_XF: spectrograms({features.AUDIO_KEY: audio})})}
 
-    return {constants.EXAMPLE_SIGNATURE: serve_examples, constants.AUDIO_SIGNATURE: serve_audio}
+    @tf.function(input_signature=[audio_input])
+    def serve_frames(audio):
+        spectrogram = spectrograms({features.AUDIO_KEY: audio})
+        if frame_logits is None:
+            frames = model({_AUDIO_XF: spectrogram})  # [batch, 1]: the window is the frame
+        else:
+            frames = tf.sigmoid(frame_logits({_AUDIO_XF: spectrogram})[:, :, 0])  # [batch, 74]
+        return {constants.FRAME_PREDICTION_KEY: frames}
+
+    return {constants.EXAMPLE_SIGNATURE: serve_examples, constants.AUDIO_SIGNATURE: serve_audio,
+            constants.FRAMES_SIGNATURE: serve_frames}
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -122,19 +222,30 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     keras.utils.set_random_seed(constants.SEED)
 
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    train = _input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output, shuffle=True)
-    evaluation = _input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, shuffle=False)
+    train = _raw_examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output).cache()
+    evaluation = _raw_examples(fn_args.eval_files, fn_args.data_accessor, tf_transform_output)
+    clips, calls = _count(train)
+    # The tutorial's epochs pass over the clips once; the default model's batches are made afresh.
+    steps = max(1, clips // constants.BATCH_SIZE) if architecture == constants.ARCHITECTURE_SEED \
+        else constants.STEPS_PER_EPOCH
+    print(f"Training on {clips} clips ({calls} calls): {epochs} epochs of {steps} batches of "
+          f"{constants.BATCH_SIZE}", flush=True)
     input_shape = tf_transform_output.transformed_feature_spec()[_AUDIO_XF].shape  # [frames, bins]
 
     model = build_model(architecture, input_shape)
-    model.summary(print_fn=lambda line: print(line, flush=True))
-    model.fit(
-        train,
+    trained = getattr(model, "frame_logits", model)
+    trained.summary(print_fn=lambda line: print(line, flush=True))
+    fit_args = {}
+    if architecture == constants.ARCHITECTURE_SEED:  # its batches keep the split's 1:3 balance
+        fit_args["class_weight"] = {0: clips / (2.0 * (clips - calls)), 1: clips / (2.0 * calls)}
+    trained.fit(
+        _training_data(train, tf_transform_output, architecture),
         epochs=epochs,
-        validation_data=evaluation,
-        class_weight=_class_weights(train),
+        steps_per_epoch=steps,
+        validation_data=_validation_data(evaluation, tf_transform_output, architecture),
         callbacks=[keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, "logs"))],
         verbose=2,
+        **fit_args,
     )
     model.save(
         fn_args.serving_model_dir, save_format="tf", signatures=_serving_signatures(model, tf_transform_output)

@@ -112,17 +112,19 @@ def create_pipeline(
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
-    # Waveforms → spectrograms, in the graph that the exported model will carry.
+    # Waveforms → spectrograms, in the graph that the exported model will carry. The Trainer augments
+    # waveforms and applies this graph itself, so no transformed copy of the data is written.
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=preprocessing_fn,
+        materialize=False,
         custom_config={"spectrogram": constants.SPECTROGRAM_OF[architecture]},
     )
-    # Trains the CNN; TensorBoard logs land in the model run folder.
+    # Trains the CNN on augmented raw audio; TensorBoard logs land in the model run folder.
     trainer = tfx.components.Trainer(
         run_fn=run_fn,
-        examples=transform.outputs["transformed_examples"],
+        examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(),  # no step count: `epochs` passes over the data

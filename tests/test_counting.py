@@ -36,6 +36,40 @@ def test_consecutive_positive_windows_are_one_call_and_a_negative_window_splits_
     assert counting.merge_detections(starts, scores, 0.999, 3.0) == []
 
 
+def _track(*runs, seconds=30.0, low=0.05, high=0.97):
+    """A frame track with `high` scores over the given (start_s, end_s) runs."""
+    times = np.arange(int(seconds / features.MODEL_FRAME_STEP_SECONDS)) * features.MODEL_FRAME_STEP_SECONDS
+    scores = np.full(len(times), low, np.float32)
+    for start, end in runs:
+        scores[(times >= start) & (times < end)] = high
+    return times, scores
+
+
+def test_frame_runs_two_seconds_apart_stay_two_calls_and_a_short_dip_does_not_split_one():
+    calls = counting.frame_calls(*_track((2.0, 4.0), (6.0, 8.5), (12.0, 13.6), (14.0, 16.0)), threshold=0.9)
+    # 2 s apart: two calls. 12-13.6 and 14-16 are 0.4 s apart: one call with a dip.
+    assert [(s, e) for s, e, _ in calls] == [(2.0, 4.0), (6.0, 8.52), (12.0, 16.0)]
+    assert all(score == pytest.approx(0.97) for _, _, score in calls)
+
+
+def test_frame_runs_shorter_than_a_call_are_not_calls():
+    calls = counting.frame_calls(*_track((3.0, 3.4), (10.0, 11.2)), threshold=0.9)
+    assert [(s, e) for s, e, _ in calls] == [(10.0, 11.2)]
+    assert counting.frame_calls(*_track((3.0, 9.0), high=0.8), threshold=0.9) == []
+
+
+def test_each_moment_takes_its_score_from_the_window_it_is_most_central_in():
+    frames = features.MODEL_FRAMES
+    window_a = np.full(frames, 0.1, np.float32)  # starts at 0 s
+    window_b = np.full(frames, 0.9, np.float32)  # starts at 1.5 s
+    times, track = counting.frame_track(np.array([0.0, 1.5]), np.stack([window_a, window_b]))
+    assert times[1] - times[0] == pytest.approx(features.MODEL_FRAME_STEP_SECONDS)
+    assert times[-1] == pytest.approx(1.5 + (frames - 1) * features.MODEL_FRAME_STEP_SECONDS, abs=0.021)
+    # The windows overlap from 1.5 s to 3 s; the centres are 1.5 s and 3 s, so the switch is at ~2.25 s.
+    np.testing.assert_allclose(track[times < 2.2], 0.1)
+    np.testing.assert_allclose(track[times > 2.3], 0.9)
+
+
 def test_recordings_are_listed_from_a_folder_or_a_glob(tmp_path):
     (tmp_path / "a").mkdir()
     for name in ("a/x.mp3", "y.WAV", "z.flac", "notes.csv", ".hidden.mp3"):
@@ -54,7 +88,7 @@ def recordings(trained_pipeline, tmp_path_factory):
     for name in os.listdir(forest):
         shutil.copy(os.path.join(forest, name), folder / name)
     good = (folder / "recording_00.mp3").read_bytes()
-    (folder / "corrupt.mp3").write_bytes(good[:400] + os.urandom(50_000))
+    (folder / "corrupt.mp3").write_bytes(good[:400] + np.random.default_rng(1).bytes(50_000))
     (folder / "empty.wav").write_bytes(b"")
     (folder / "text.mp3").write_text("this is a field note, not a recording\n" * 100)
     write_audio(str(folder / "short.wav"), tone(700, 1.0, 44_100), 44_100)
@@ -86,7 +120,12 @@ def test_counts_equal_the_planted_truth_and_bad_files_are_listed(trained_pipelin
     assert "not audio" in failures["text.mp3"]
     detections = _read(os.path.join(out, counting.DETECTIONS_CSV))
     assert len(detections) == sum(truth.values())
-    assert all(float(d["end_s"]) - float(d["start_s"]) >= features.CLIP_SECONDS for d in detections)
+    # Each detection is a call's length and lies on the one planted call it stands for.
+    planted = synthetic_data.read_forest_calls(trained_pipeline[0])
+    for d in detections:
+        start, end = float(d["start_s"]), float(d["end_s"])
+        assert end - start >= features.MIN_CALL_SECONDS
+        assert sum(start < call_end and end > call_start for call_start, call_end in planted[d["recording"]]) == 1
     selections = open(os.path.join(out, counting.SELECTIONS_TXT)).read().splitlines()
     assert len(selections) == 1 + sum(truth.values()) and selections[0].startswith("Selection\tView")
     assert summary["files"] == len(truth) + 5 and summary["failures"] == 4 and summary["calls"] == sum(truth.values())

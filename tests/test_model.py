@@ -44,12 +44,31 @@ def test_seed_model_is_the_tutorials_network():
     assert seed.layers[-1].activation.__name__ == "sigmoid"
 
 
-def test_default_model_is_far_smaller_and_outputs_probabilities():
+def test_default_model_is_far_smaller_scores_every_frame_and_a_window_by_its_best_frame():
     default = model.build_model(constants.ARCHITECTURE_DEFAULT, (features.MEL_FRAMES, features.MEL_BANDS))
-    assert default.count_params() < 50_000
-    probabilities = default.predict(np.random.default_rng(0).normal(size=(4, 297, 48)).astype(np.float32), verbose=0)
-    assert probabilities.shape == (4, 1)
-    assert np.all((probabilities > 0) & (probabilities < 1))
+    assert default.count_params() < 200_000  # the seed network has 6 million
+    spectrograms = np.random.default_rng(0).normal(size=(4, 297, 48)).astype(np.float32)
+    probabilities = default.predict(spectrograms, verbose=0)
+    frame_logits = default.frame_logits.predict(spectrograms, verbose=0)
+    assert probabilities.shape == (4, 1) and np.all((probabilities > 0) & (probabilities < 1))
+    assert frame_logits.shape == (4, features.MODEL_FRAMES, 1)
+    np.testing.assert_allclose(probabilities[:, 0], 1 / (1 + np.exp(-frame_logits[:, :, 0].max(axis=1))), rtol=1e-5)
+
+
+def test_region_loss_rewards_a_high_frame_inside_the_call_and_low_frames_outside():
+    frames = features.MODEL_FRAMES
+    inside = np.zeros(frames, np.float32)
+    inside[20:40] = 1
+    targets = tf.constant([np.stack([inside, 1 - inside], axis=-1)] * 3)  # call in frames 20-39
+    logits = np.full((3, frames, 1), -8.0, np.float32)
+    logits[0, 30] = 8.0  # right: high inside, low outside
+    logits[1, 60] = 8.0  # wrong: high outside only
+    logits[2, 30] = logits[2, 60] = 8.0  # found the call, but also a false alarm
+    loss = model.region_loss(targets, tf.constant(logits)).numpy()
+    assert loss[0] < 0.01 and loss[1] > 15 and 7 < loss[2] < 9
+    # A window without a call: only the best frame matters, and it must be low.
+    background = tf.constant([np.stack([np.zeros(frames), np.ones(frames)], axis=-1)], tf.float32)
+    assert model.region_loss(background, tf.constant(np.full((1, frames, 1), -8.0, np.float32))).numpy()[0] < 0.01
 
 
 def test_unknown_architecture_is_rejected():

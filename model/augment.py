@@ -1,0 +1,166 @@
+"""Training examples made afresh every step, in tf.data: calls planted into busy backgrounds.
+
+A call clip is either used as recorded or planted into a background of non-call clips at a random
+place and loudness, as calls sit in a forest recording; non-calls are joined and mixed with other
+non-calls. Each example carries, per model frame (40 ms), whether the call is there ("inside") and
+whether the frame must score as background ("outside"), so the model learns where calls are, not
+just that a window holds one. Clips come as recorded or after the mp3 round trip, at random gains.
+The waveform draws are stateless, keyed by (seed, example number), so they repeat run after run
+whatever tf.data's parallelism; the spectrogram masks use TensorFlow's seeded generator.
+
+Hyperparameters live in model/constants.py.
+"""
+
+import tensorflow as tf
+
+from model import constants, features
+
+_SAMPLES = features.CLIP_SAMPLES
+_FADE = int(constants.FADE_SECONDS * features.SAMPLE_RATE)
+_POSITIONS = tf.range(_SAMPLES)
+# Start and end (s) of each model frame within a window.
+_FRAME_STARTS = tf.range(features.MODEL_FRAMES, dtype=tf.float32) * features.MODEL_FRAME_STEP_SECONDS
+_FRAME_ENDS = _FRAME_STARTS + features.MODEL_FRAME_SPAN_SECONDS
+INSIDE, OUTSIDE = 0, 1  # channels of the frame targets
+
+
+class _Random:
+    """Stateless draws for one example: each call site passes its own salt."""
+
+    def __init__(self, stream: int, index: tf.Tensor):
+        self._seed = tf.stack([tf.constant(constants.SEED * 1000 + stream, tf.int64), index])
+
+    def uniform(self, salt: int, low=0.0, high=1.0, dtype=tf.float32):
+        seed = self._seed + tf.constant([salt * 7919, 0], tf.int64)
+        return tf.random.stateless_uniform([], seed, minval=low, maxval=high, dtype=dtype)
+
+
+def _rms(x: tf.Tensor, where=None) -> tf.Tensor:
+    if where is None:
+        return tf.sqrt(tf.reduce_mean(tf.square(x)) + 1e-12)
+    where = tf.cast(where, x.dtype)
+    return tf.sqrt(tf.reduce_sum(tf.square(x) * where) / tf.maximum(tf.reduce_sum(where), 1.0) + 1e-12)
+
+
+def _decibels(db: tf.Tensor) -> tf.Tensor:
+    return tf.pow(10.0, db / 20.0)
+
+
+def _as_recorded_or_mp3(example, random: _Random, salt: int) -> tf.Tensor:
+    """The clip as recorded, or after the mp3 round trip that ingestion stored beside it."""
+    use_mp3 = random.uniform(salt) < constants.MP3_PROBABILITY
+    return tf.where(use_mp3, example[features.AUDIO_MP3_KEY], example[features.AUDIO_KEY])
+
+
+def _background(first, second, random: _Random) -> tf.Tensor:
+    """A non-call clip, or two joined with a cross-fade at a random point."""
+    a = _as_recorded_or_mp3(first, random, 10)
+    b = _as_recorded_or_mp3(second, random, 11) * _decibels(random.uniform(12, -constants.JOIN_GAIN_DB,
+                                                                             constants.JOIN_GAIN_DB))
+    cut = random.uniform(13, features.SAMPLE_RATE // 2, _SAMPLES - features.SAMPLE_RATE // 2, tf.int32)
+    weight_a = tf.clip_by_value(tf.cast(cut - _POSITIONS, tf.float32) / _FADE, 0.0, 1.0)
+    joined = a * weight_a + b * (1.0 - weight_a)
+    return tf.where(random.uniform(14) < constants.JOIN_PROBABILITY, joined, a)
+
+
+def _frame_targets(start_s: tf.Tensor, end_s: tf.Tensor) -> tf.Tensor:
+    """float32[MODEL_FRAMES, 2]: frames overlapping [start, end], and frames clear of it by the margin."""
+    margin = constants.REGION_MARGIN_SECONDS
+    inside = (_FRAME_ENDS > start_s) & (_FRAME_STARTS < end_s)
+    near = (_FRAME_ENDS > start_s - margin) & (_FRAME_STARTS < end_s + margin)
+    return tf.cast(tf.stack([inside, ~near], axis=-1), tf.float32)
+
+
+def background_targets() -> tf.Tensor:
+    """Targets of a window without a call: every frame is background."""
+    return tf.stack([tf.zeros([features.MODEL_FRAMES]), tf.ones([features.MODEL_FRAMES])], axis=-1)
+
+
+def call_targets(audio: tf.Tensor) -> tf.Tensor:
+    """Targets of a call clip used as it is: the call is somewhere in its non-padded part."""
+    first = tf.cast(tf.argmax(tf.cast(tf.abs(audio) > 0, tf.int32)), tf.float32)
+    return _frame_targets(first / features.SAMPLE_RATE, features.CLIP_SECONDS)
+
+
+def _make_call(index, call, first, second):
+    random = _Random(1, index)
+    clip = _as_recorded_or_mp3(call, random, 1)
+    first_sample = tf.cast(tf.argmax(tf.cast(tf.abs(clip) > 0, tf.int32)), tf.int32)  # after front padding
+    length = _SAMPLES - first_sample
+    # Where the clip's first real sample lands in the window: anywhere that keeps PLANT_MIN_INSIDE_SECONDS
+    # (or the whole clip, if shorter) inside.
+    need = tf.minimum(length, int(constants.PLANT_MIN_INSIDE_SECONDS * features.SAMPLE_RATE))
+    offset = random.uniform(2, need - length, _SAMPLES - need + 1, tf.int32)
+    source = _POSITIONS - offset + first_sample
+    placed = tf.where(source >= first_sample, tf.gather(clip, tf.clip_by_value(source, 0, _SAMPLES - 1)), 0.0)
+    fades = tf.clip_by_value(tf.cast(_POSITIONS - offset, tf.float32) / _FADE, 0.0, 1.0) * tf.clip_by_value(
+        tf.cast(offset + length - _POSITIONS, tf.float32) / _FADE, 0.0, 1.0)
+    begin, end = tf.maximum(offset, 0), tf.minimum(offset + length, _SAMPLES)
+    span = (_POSITIONS >= begin) & (_POSITIONS < end)
+    background = _background(first, second, random)
+    clip_rms = _rms(clip, _POSITIONS >= first_sample)
+    gain = _rms(background, span) / clip_rms * _decibels(random.uniform(3, *constants.PLANT_SNR_DB))
+    planted = background + placed * fades * gain
+    as_recorded = random.uniform(4) < constants.CLEAN_CALL_PROBABILITY
+    audio = tf.where(as_recorded, clip, planted)
+    to_seconds = lambda samples: tf.cast(samples, tf.float32) / features.SAMPLE_RATE  # noqa: E731
+    targets = tf.where(as_recorded, _frame_targets(to_seconds(first_sample), features.CLIP_SECONDS),
+                       _frame_targets(to_seconds(begin), to_seconds(end)))
+    return audio * _decibels(random.uniform(5, *constants.GAIN_DB)), targets
+
+
+def _make_other(index, first, second, third):
+    random = _Random(2, index)
+    audio = _background(first, second, random)
+    under = _as_recorded_or_mp3(third, random, 1)
+    attenuation = _decibels(-random.uniform(2, *constants.MIX_ATTENUATION_DB))
+    mixed = audio + under * _rms(audio) / _rms(under) * attenuation
+    audio = tf.where(random.uniform(3) < constants.MIX_PROBABILITY, mixed, audio)
+    return audio * _decibels(random.uniform(5, *constants.GAIN_DB)), background_targets()
+
+
+def training_examples(examples: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+    """Endless batches of freshly augmented training windows, half of them with a call.
+
+    Args:
+      examples: unbatched raw examples {audio, audio_mp3: float32[48000], label: int64[1]}.
+      batch_size: windows per batch (even).
+
+    Returns:
+      (audio float32[batch, 48000], frame targets float32[batch, MODEL_FRAMES, 2]) batches.
+    """
+    examples = examples.cache()
+    is_call = lambda e: tf.reduce_all(e[features.LABEL_KEY] == 1)  # noqa: E731
+    calls = examples.filter(is_call)
+    others = examples.filter(lambda e: tf.logical_not(is_call(e)))
+    stream = lambda ds, n: ds.shuffle(1024, seed=constants.SEED + n).repeat()  # noqa: E731
+    with_calls = tf.data.Dataset.zip((stream(calls, 0), stream(others, 1), stream(others, 2))).enumerate()
+    without = tf.data.Dataset.zip((stream(others, 3), stream(others, 4), stream(others, 5))).enumerate()
+    parallel = tf.data.AUTOTUNE
+    alternate = tf.data.Dataset.range(2).repeat()
+    return (
+        tf.data.Dataset.choose_from_datasets(
+            [with_calls.map(lambda i, e: _make_call(i, *e), num_parallel_calls=parallel),
+             without.map(lambda i, e: _make_other(i, *e), num_parallel_calls=parallel)],
+            alternate,
+        )
+        .batch(batch_size, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def mask_spectrograms(spectrograms: tf.Tensor) -> tf.Tensor:
+    """SpecAugment-style masks: random stretches of time and of bands set to 0 (the mean, after
+    z-scoring). float32[batch, frames, bands] → the same shape."""
+    shape = tf.shape(spectrograms)
+    keep = tf.ones_like(spectrograms)
+    for axis, count, widest in ((1, constants.TIME_MASKS, constants.TIME_MASK_FRAMES),
+                                (2, constants.BAND_MASKS, constants.BAND_MASK_BANDS)):
+        size = shape[axis]
+        for _ in range(count):
+            width = tf.random.uniform([shape[0], 1], 0, widest, tf.int32)
+            start = tf.random.uniform([shape[0], 1], 0, size, tf.int32)
+            where = tf.range(size)[None, :]
+            masked = tf.cast((where >= start) & (where < start + width), spectrograms.dtype)  # [batch, size]
+            keep *= 1.0 - (masked[:, :, None] if axis == 1 else masked[:, None, :])
+    return spectrograms * keep

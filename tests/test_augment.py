@@ -1,0 +1,70 @@
+"""model/augment.py: planted calls land where their frame targets say, batches are balanced and repeat."""
+
+import numpy as np
+import tensorflow as tf
+
+from model import augment, features
+
+RATE = features.SAMPLE_RATE
+
+
+def _examples():
+    """Four call clips (a 1 kHz tone after 1 s of front padding) and four quiet noise clips."""
+    rng = np.random.default_rng(0)
+    t = np.arange(features.CLIP_SAMPLES) / RATE
+    tone = (0.5 * np.sin(2 * np.pi * 1_000 * t)).astype(np.float32)
+    tone[:RATE] = 0.0
+    audio, labels = [], []
+    for i in range(8):
+        clip = tone if i % 2 == 0 else (0.01 * rng.normal(size=features.CLIP_SAMPLES)).astype(np.float32)
+        audio.append(clip)
+        labels.append([1 - i % 2])
+    audio = np.stack(audio)
+    return tf.data.Dataset.from_tensor_slices(
+        {features.AUDIO_KEY: audio, features.AUDIO_MP3_KEY: audio, features.LABEL_KEY: np.array(labels, np.int64)})
+
+
+def _tone_power(waveform: np.ndarray) -> np.ndarray:
+    """Power at 1 kHz in each model frame (the noise spreads over all frequencies, the tone does not)."""
+    step = int(features.MODEL_FRAME_STEP_SECONDS * RATE)
+    span = int(features.MODEL_FRAME_SPAN_SECONDS * RATE)
+    window = np.hanning(span)
+    tone_bin = round(1_000 * span / RATE)
+    return np.array([np.abs(np.fft.rfft(waveform[f * step : f * step + span] * window)[tone_bin]) ** 2
+                     for f in range(features.MODEL_FRAMES)])
+
+
+def test_batches_alternate_calls_and_backgrounds_and_targets_follow_the_planted_call():
+    audio, targets = next(iter(augment.training_examples(_examples(), 16)))
+    audio, targets = audio.numpy(), targets.numpy()
+    assert audio.shape == (16, features.CLIP_SAMPLES) and targets.shape == (16, features.MODEL_FRAMES, 2)
+    inside, outside = targets[:, :, augment.INSIDE], targets[:, :, augment.OUTSIDE]
+    calls = inside.any(axis=1)
+    assert calls.tolist() == [True, False] * 8
+    assert np.all(outside[~calls] == 1)  # a window without a call is background everywhere
+    assert not np.any((inside == 1) & (outside == 1))
+    for waveform, call_frames, background_frames in zip(audio[calls], inside[calls], outside[calls]):
+        # At least 1 s of the call is inside the window (25 frames of 40 ms), and the tone is where
+        # the targets put it: even 10 dB below the background's level it stands out at 1 kHz.
+        assert call_frames.sum() >= 24
+        power = _tone_power(waveform)
+        if background_frames.any():
+            assert np.median(power[call_frames == 1]) > 10 * np.median(power[background_frames == 1])
+
+
+def test_augmentation_repeats_exactly_and_masks_cover_part_of_a_spectrogram():
+    first = next(iter(augment.training_examples(_examples(), 8)))[0].numpy()
+    again = next(iter(augment.training_examples(_examples(), 8)))[0].numpy()
+    np.testing.assert_array_equal(first, again)
+    masked = augment.mask_spectrograms(tf.ones([4, features.MEL_FRAMES, features.MEL_BANDS])).numpy()
+    assert set(np.unique(masked)) <= {0.0, 1.0}
+    assert 0.5 < masked.mean() < 1.0
+
+
+def test_call_targets_skip_the_front_padding():
+    clip = np.zeros(features.CLIP_SAMPLES, np.float32)
+    clip[RATE:] = 0.1  # 1 s of padding
+    targets = augment.call_targets(tf.constant(clip)).numpy()
+    first_inside = np.argmax(targets[:, augment.INSIDE])
+    assert abs(first_inside * features.MODEL_FRAME_STEP_SECONDS - 1.0) < 0.05
+    assert targets[: first_inside - 7, augment.OUTSIDE].all()  # clear of the call by the margin
