@@ -212,9 +212,6 @@ class DecodeAndCountFn(beam.DoFn):
         self._plots = plots
         self._score = ScoreChunkFn(model_dir, config)
 
-    def setup(self):
-        self._score.setup()
-
     def process(self, recording: str):
         try:
             waveform = audio.load_audio(recording)
@@ -251,10 +248,9 @@ class ScoreChunkFn(beam.DoFn):
         self._config = config
         self._scorer = None
 
-    def setup(self):
-        self._scorer = scoring.WindowScorer(self._model_dir)
-
     def process(self, keyed_chunk):
+        if self._scorer is None:  # loaded on first use: a step that gets no chunks loads nothing
+            self._scorer = scoring.shared_scorer(self._model_dir)
         recording, chunk = keyed_chunk
         scores = score_windows(chunk.samples, chunk.starts - chunk.offset, self._scorer, self._config.window_samples)
         yield recording, (chunk.first_window, chunk.starts / features.SAMPLE_RATE, scores, chunk.seconds)

@@ -6,6 +6,7 @@ Pusher's base folder, in which case the newest pushed version is used.
 
 import json
 import os
+import threading
 from typing import Optional
 
 import numpy as np
@@ -40,6 +41,20 @@ def read_threshold(model_dir: str) -> Optional[float]:
         return None
     with tf.io.gfile.GFile(path) as f:
         return float(json.loads(f.read())["threshold"])
+
+
+_shared_scorers = {}
+_shared_lock = threading.Lock()
+
+
+def shared_scorer(model_path: str) -> "WindowScorer":
+    """One WindowScorer per model per process: Beam makes a DoFn instance per worker thread and step,
+    and loading the SavedModel (about a second each) would otherwise be paid by every one of them.
+    Its signatures are safe to call from several threads at once."""
+    with _shared_lock:
+        if model_path not in _shared_scorers:
+            _shared_scorers[model_path] = WindowScorer(model_path)
+        return _shared_scorers[model_path]
 
 
 class WindowScorer:
