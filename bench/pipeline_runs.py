@@ -12,8 +12,7 @@ from model import constants
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REAL_DATA_ROOT = os.path.join(HERE, "..", "..", "shared", "capuchin")
-# seed: the tutorial's own 4 epochs.
-EPOCHS = {constants.ARCHITECTURE_DEFAULT: constants.DEFAULT_EPOCHS, constants.ARCHITECTURE_SEED: 4}
+EPOCHS = constants.EPOCHS
 
 
 def run_local_pipeline(

@@ -49,7 +49,7 @@ def _conv_block(x, filters: int, pool, name: str):
 
 
 def _build_frame_logits(input_shape) -> keras.Model:
-    """The default network up to one logit per model frame (~100k weights).
+    """The default network up to one logit per model frame (143k weights).
 
     Convolutions over time and frequency find call-like patches; the frequency axis is then pooled
     away and dilated convolutions over time (about 1.5 s of context each way) judge whether the
@@ -218,7 +218,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """
     config = fn_args.custom_config or {}
     architecture = config.get("architecture", constants.ARCHITECTURE_DEFAULT)
-    epochs = int(config.get("epochs", constants.DEFAULT_EPOCHS))
+    epochs = int(config.get("epochs") or constants.EPOCHS[architecture])
     keras.utils.set_random_seed(constants.SEED)
 
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)

@@ -10,7 +10,6 @@ PREPROCESSING_FN = "model.preprocessing.preprocessing_fn"
 RUN_FN = "model.model.run_fn"
 
 ARCHITECTURE = constants.ARCHITECTURE_DEFAULT
-EPOCHS = constants.DEFAULT_EPOCHS
 
 # Evaluator gates (at the Keras default threshold 0.5, on the eval groups). A model is blessed only
 # when both floors hold and neither metric fell by more than MAX_REGRESSION against the last

@@ -42,7 +42,7 @@ def parse_args(argv=None):
                         help="grouped k-fold: eval is fold K (0-based) of N instead of --eval-percent")
     parser.add_argument("--model", choices=constants.ARCHITECTURES, default=configs.ARCHITECTURE,
                         help="'default' (log-mel CNN) or 'seed' (the tutorial's network on |STFT|)")
-    parser.add_argument("--epochs", type=int, default=configs.EPOCHS)
+    parser.add_argument("--epochs", type=int, help="default: 20 for the default model, 4 for seed")
     parser.add_argument("--recall-floor", type=float, default=configs.RECALL_FLOOR)
     parser.add_argument("--precision-floor", type=float, default=configs.PRECISION_FLOOR)
     parser.add_argument("--max-regression", type=float, default=configs.MAX_REGRESSION,
@@ -85,7 +85,7 @@ def run(argv=None) -> dict:
     output_dir = os.path.abspath(args.output_dir)
     metadata_path = os.path.join(output_dir, metadata.METADATA_SQLITE)
     serving_model_dir = os.path.join(output_dir, "serving_model")
-    print(f"[3/3] Training pipeline ({args.model} model, {args.epochs} epochs), "
+    print(f"[3/3] Training pipeline ({args.model} model, {args.epochs or constants.EPOCHS[args.model]} epochs), "
           f"metadata in {metadata_path} ...", flush=True)
     training = pipeline.create_pipeline(
         pipeline_name=configs.PIPELINE_NAME,
@@ -95,7 +95,7 @@ def run(argv=None) -> dict:
         run_fn=configs.RUN_FN,
         serving_model_dir=serving_model_dir,
         architecture=args.model,
-        epochs=args.epochs,
+        epochs=args.epochs or constants.EPOCHS[args.model],
         recall_floor=args.recall_floor,
         precision_floor=args.precision_floor,
         max_regression=args.max_regression,
