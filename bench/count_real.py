@@ -57,7 +57,7 @@ def reference_consensus(folder: str, agree: int = 8):
             continue
         with open(path) as f:
             for line in f:
-                match = re.match(r"\s*(recording_\d+)(?:\.mp3)?\s*,\s*(?:tf\.Tensor\()?(\d+)", line)
+                match = re.match(r'\s*(recording_\d+)(?:\.mp3)?\s*,\s*"?(?:tf\.Tensor\()?(\d+)', line)
                 if match:
                     votes.setdefault(match.group(1) + ".mp3", []).append(int(match.group(2)))
     consensus = {}
@@ -175,9 +175,11 @@ def main():
             print(f"| {name} | {BY_EYE.get(name, '')} | {agreed} | " + " | ".join(str(c.get(name, "")) for c in counted.values()) + " |")
         for method, counts in counted.items():
             errors = [abs(counts.get(n, 0) - BY_EYE[n]) for n in names if n in BY_EYE]
-            agree = sum(counts.get(n) == consensus[n][0] for n in names if n in consensus)
+            with_consensus = [n for n in names if n in consensus]
+            agree = sum(counts.get(n) == consensus[n][0] for n in with_consensus)
             print(f"- {method}: MAE against the by-eye counts {np.mean(errors):.2f}, "
-                  f"{sum(e == 0 for e in errors)}/{len(errors)} exact; agrees with the consensus on {agree}/{len(consensus)}")
+                  f"{sum(e == 0 for e in errors)}/{len(errors)} exact; agrees with the consensus on "
+                  f"{agree}/{len(with_consensus)}")
 
 
 if __name__ == "__main__":
