@@ -1,8 +1,9 @@
 """ThresholdSelector: a TFX component after Evaluator and Pusher that picks the counting threshold.
 
 From the Evaluator's own confusion matrices (TFMA ConfusionMatrixPlot on the eval split) it takes the
-threshold that maximises F1 (ties: the one nearest the count benchmark's best), writes it with a PR-curve PNG into its artifact, and, when the model was
-pushed, also into the pushed model (`assets.extra/threshold.json`) so the counting job finds it there.
+threshold that maximises F1 (ties: the one nearest PREFERRED_THRESHOLD, the count benchmark's best),
+writes it with a PR-curve PNG into its artifact, and, when the model was pushed, also into the pushed
+model (`assets.extra/threshold.json`) so the counting job finds it there.
 """
 
 import json
