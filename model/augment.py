@@ -76,16 +76,21 @@ def background_targets() -> tf.Tensor:
     return tf.stack([tf.zeros([features.MODEL_FRAMES]), tf.ones([features.MODEL_FRAMES])], axis=-1)
 
 
+def _first_sample(audio: tf.Tensor) -> tf.Tensor:
+    """The first sample after the front padding (int32)."""
+    return tf.cast(tf.argmax(tf.cast(tf.abs(audio) > 0, tf.int32)), tf.int32)
+
+
 def call_targets(audio: tf.Tensor) -> tf.Tensor:
     """Targets of a call clip used as it is: the call is somewhere in its non-padded part."""
-    first = tf.cast(tf.argmax(tf.cast(tf.abs(audio) > 0, tf.int32)), tf.float32)
+    first = tf.cast(_first_sample(audio), tf.float32)
     return _frame_targets(first / features.SAMPLE_RATE, features.CLIP_SECONDS)
 
 
 def _make_call(index, call, first, second):
     random = _Random(1, index)
     clip = _as_recorded_or_mp3(call, random, 1)
-    first_sample = tf.cast(tf.argmax(tf.cast(tf.abs(clip) > 0, tf.int32)), tf.int32)  # after front padding
+    first_sample = _first_sample(clip)
     length = _SAMPLES - first_sample
     # Where the clip's first real sample lands in the window: anywhere that keeps PLANT_MIN_INSIDE_SECONDS
     # (or the whole clip, if shorter) inside.
@@ -104,8 +109,7 @@ def _make_call(index, call, first, second):
     as_recorded = random.uniform(4) < constants.CLEAN_CALL_PROBABILITY
     audio = tf.where(as_recorded, clip, planted)
     to_seconds = lambda samples: tf.cast(samples, tf.float32) / features.SAMPLE_RATE  # noqa: E731
-    targets = tf.where(as_recorded, _frame_targets(to_seconds(first_sample), features.CLIP_SECONDS),
-                       _frame_targets(to_seconds(begin), to_seconds(end)))
+    targets = tf.where(as_recorded, call_targets(clip), _frame_targets(to_seconds(begin), to_seconds(end)))
     return audio * _decibels(random.uniform(5, *constants.GAIN_DB)), targets
 
 
