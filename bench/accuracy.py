@@ -30,6 +30,7 @@ import numpy as np
 
 import planted
 from components import audio, counting, dataset, scoring, synthetic_data
+from components.threshold import best_f1_threshold
 from model import constants, features
 from pipeline_runs import EPOCHS, REAL_DATA_ROOT, run_local_pipeline
 
@@ -51,17 +52,15 @@ def f1_at(labels: np.ndarray, scores: np.ndarray, threshold: float):
 
 
 def best_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
-    """The threshold of best F1, ties to the one nearest PREFERRED_THRESHOLD (ThresholdSelector's rule)."""
+    """The threshold ThresholdSelector would pick on these clips: best F1, ties to PREFERRED_THRESHOLD."""
     candidates = np.unique(np.concatenate([scores, [features.PREFERRED_THRESHOLD]]))
-    best = max(f1_at(labels, scores, t)[0] for t in candidates)
-    ties = [t for t in candidates if f1_at(labels, scores, t)[0] >= best - 1e-9]
-    return float(min(ties, key=lambda t: abs(t - features.PREFERRED_THRESHOLD)))
+    points = [{"threshold": float(t), "f1": f1_at(labels, scores, t)[0]} for t in candidates]
+    return best_f1_threshold(points)["threshold"]
 
 
 def eval_clips(data_root: str, fold: int, folds: int):
-    clips = [c for c in dataset.list_labelled_clips(data_root)
-             if dataset.split_of(c.group, fold=(fold, folds)) == dataset.EVAL_SPLIT]
-    return clips
+    return [c for c in dataset.list_labelled_clips(data_root)
+            if dataset.split_of(c.group, fold=(fold, folds)) == dataset.EVAL_SPLIT]
 
 
 def score_clips(model_dir: str, clips) -> np.ndarray:
