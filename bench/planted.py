@@ -7,7 +7,6 @@ gains around the background level, some of them only 2–6 s apart. It is writte
 (`forest_truth.csv`, `forest_calls.csv`), so `synthetic_data.read_forest_*` read both.
 """
 
-import csv
 import dataclasses
 import os
 from typing import Dict, List, Sequence, Tuple
@@ -124,14 +123,7 @@ def build_recordings(
         stereo = np.stack([mix, mix * np.float32(0.9)], axis=1)
         audio.write_mp3(os.path.join(out_dir, name), stereo, RATE)
         truth[name] = calls
-    with open(os.path.join(out_dir, synthetic_data.TRUTH_CSV), "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["recording", "capuchin_calls"])
-        writer.writerows((name, len(calls)) for name, calls in truth.items())
-    with open(os.path.join(out_dir, synthetic_data.CALLS_CSV), "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["recording", "start_s", "end_s", "snr_db"])
-        writer.writerows((name, *call) for name, calls in truth.items() for call in calls)
+    synthetic_data.write_forest_truth(out_dir, truth, extra_columns=["snr_db"])
     return truth
 
 

@@ -17,7 +17,7 @@ import csv
 import dataclasses
 import json
 import os
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 import scipy.fft
@@ -242,6 +242,18 @@ def generate_dataset(root: str, spec: SyntheticSpec = SyntheticSpec()) -> Dict[s
     return summary
 
 
+def write_forest_truth(root: str, truth: Dict[str, list], extra_columns: Sequence[str] = ()) -> None:
+    """`forest_truth.csv` and `forest_calls.csv` from {recording file name: [(start_s, end_s, *extra), ...]}."""
+    with open(os.path.join(root, TRUTH_CSV), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["recording", "capuchin_calls"])
+        writer.writerows((name, len(calls)) for name, calls in truth.items())
+    with open(os.path.join(root, CALLS_CSV), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["recording", "start_s", "end_s", *extra_columns])
+        writer.writerows((name, *call) for name, calls in truth.items() for call in calls)
+
+
 def read_forest_truth(root: str) -> Dict[str, int]:
     """{recording file name: number of planted calls} from `forest_truth.csv`."""
     with open(os.path.join(root, TRUTH_CSV), newline="") as f:
@@ -297,14 +309,7 @@ def _write_forest_recordings(root: str, spec: SyntheticSpec, rng: np.random.Gene
         audio, calls = forest_recording(rng, spec.recording_seconds, num_calls)
         audio_io.write_mp3(os.path.join(folder, name), audio, FOREST_RATE)
         truth[name] = calls
-    with open(os.path.join(root, TRUTH_CSV), "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["recording", "capuchin_calls"])
-        writer.writerows((name, len(calls)) for name, calls in truth.items())
-    with open(os.path.join(root, CALLS_CSV), "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["recording", "start_s", "end_s"])
-        writer.writerows((name, start, end) for name, calls in truth.items() for start, end in calls)
+    write_forest_truth(root, truth)
     return truth
 
 
