@@ -63,7 +63,7 @@ def create_pipeline(
     run_fn: str,
     serving_model_dir: str,
     architecture: str,
-    epochs: int,
+    epochs: Optional[int],
     recall_floor: float,
     precision_floor: float,
     max_regression: float,
@@ -84,7 +84,7 @@ def create_pipeline(
       run_fn: dotted name of the Trainer callback.
       serving_model_dir: the Pusher's destination (one timestamped folder per pushed model).
       architecture: 'default' or 'seed' (model/constants.py); picks the spectrogram too.
-      epochs: training epochs.
+      epochs: training epochs; None: the architecture's default (model/constants.py EPOCHS).
       recall_floor, precision_floor: the Evaluator blesses only above both.
       max_regression: how far recall or precision may fall against the last blessed model.
       pr_curve_thresholds: points of the eval PR curve.
@@ -127,9 +127,9 @@ def create_pipeline(
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(),  # no step count: `epochs` passes over the data
+        train_args=tfx.proto.TrainArgs(),  # no step count: run_fn sets its own steps per epoch
         eval_args=tfx.proto.EvalArgs(),
-        custom_config={"architecture": architecture, "epochs": epochs},
+        custom_config={"architecture": architecture, "epochs": epochs or constants.EPOCHS[architecture]},
     )
     # The last blessed model, the baseline the new one must not be worse than.
     model_resolver = tfx.dsl.Resolver(

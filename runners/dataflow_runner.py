@@ -28,7 +28,7 @@ def run(argv=None):
     parser.add_argument("--metadata-path", default=os.path.join("runs", "dataflow", "metadata.sqlite"),
                         help="local SQLite ML Metadata")
     parser.add_argument("--model", choices=constants.ARCHITECTURES, default=configs.ARCHITECTURE)
-    parser.add_argument("--epochs", type=int, help="default: 20 for the default model, 4 for seed")
+    parser.add_argument("--epochs", type=int, help=configs.EPOCHS_HELP)
     parser.add_argument("--max-workers", type=int, default=beam_options.DATAFLOW_MAX_WORKERS)
     parser.add_argument("--validate-only", action="store_true", help="check the options offline, run nothing")
     args, extra_beam_args = parser.parse_known_args(argv)
@@ -49,7 +49,7 @@ def run(argv=None):
         run_fn=configs.RUN_FN,
         serving_model_dir=f"{args.gcs_root}/serving_model",
         architecture=args.model,
-        epochs=args.epochs or constants.EPOCHS[args.model],
+        epochs=args.epochs,
         recall_floor=configs.RECALL_FLOOR,
         precision_floor=configs.PRECISION_FLOOR,
         max_regression=configs.MAX_REGRESSION,

@@ -27,7 +27,7 @@ def run(argv=None) -> str:
     parser.add_argument("--recordings", help="recordings to count after a push (gs:// folder or glob)")
     parser.add_argument("--output", default=f"{configs.PIPELINE_NAME}_pipeline.json")
     parser.add_argument("--model", choices=constants.ARCHITECTURES, default=configs.ARCHITECTURE)
-    parser.add_argument("--epochs", type=int, help="default: 20 for the default model, 4 for seed")
+    parser.add_argument("--epochs", type=int, help=configs.EPOCHS_HELP)
     parser.add_argument("--recall-floor", type=float, default=configs.RECALL_FLOOR)
     parser.add_argument("--precision-floor", type=float, default=configs.PRECISION_FLOOR)
     args, beam_args = parser.parse_known_args(argv)
@@ -43,7 +43,7 @@ def run(argv=None) -> str:
         run_fn=configs.RUN_FN,
         serving_model_dir=os.path.join(args.pipeline_root, "serving_model"),
         architecture=args.model,
-        epochs=args.epochs or constants.EPOCHS[args.model],
+        epochs=args.epochs,
         recall_floor=args.recall_floor,
         precision_floor=args.precision_floor,
         max_regression=configs.MAX_REGRESSION,

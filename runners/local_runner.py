@@ -42,7 +42,7 @@ def parse_args(argv=None):
                         help="grouped k-fold: eval is fold K (0-based) of N instead of --eval-percent")
     parser.add_argument("--model", choices=constants.ARCHITECTURES, default=configs.ARCHITECTURE,
                         help="'default' (log-mel CNN) or 'seed' (the tutorial's network on |STFT|)")
-    parser.add_argument("--epochs", type=int, help="default: 20 for the default model, 4 for seed")
+    parser.add_argument("--epochs", type=int, help=configs.EPOCHS_HELP)
     parser.add_argument("--recall-floor", type=float, default=configs.RECALL_FLOOR)
     parser.add_argument("--precision-floor", type=float, default=configs.PRECISION_FLOOR)
     parser.add_argument("--max-regression", type=float, default=configs.MAX_REGRESSION,
@@ -95,7 +95,7 @@ def run(argv=None) -> dict:
         run_fn=configs.RUN_FN,
         serving_model_dir=serving_model_dir,
         architecture=args.model,
-        epochs=args.epochs or constants.EPOCHS[args.model],
+        epochs=args.epochs,
         recall_floor=args.recall_floor,
         precision_floor=args.precision_floor,
         max_regression=args.max_regression,
