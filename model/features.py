@@ -58,8 +58,8 @@ TUTORIAL_THRESHOLD = 0.99
 # ThresholdSelector takes the threshold of best F1 on the eval clips. When a range of thresholds ties
 # (a model that ranks every eval clip right), it takes the one nearest this. Models trained by the
 # pipeline score quiet calls in busy backgrounds lower than clean clips, so on the planted-call
-# recordings of the k-fold benchmark the middle of the range counts better than its top (folds 0-1:
-# count MAE 0.7 at 0.3-0.5 against 1.0-1.5 at 0.8-0.9, BENCHMARKS.md), and on the real forest
+# recordings of the k-fold benchmark the middle of the range counts better than its top (folds 0 and
+# 1: count MAE 1.15 and 1.15 with 0.9, 0.90 and 0.95 with 0.5; BENCHMARKS.md), and on the real forest
 # recordings 0.5 and 0.9 give the same counts.
 PREFERRED_THRESHOLD = 0.5
 # With a frame-scoring model, a call is a run of frames at or above the threshold. Runs less than
