@@ -27,8 +27,8 @@ INSIDE, OUTSIDE = 0, 1  # channels of the frame targets
 class _Random:
     """Stateless draws for one example: each call site passes its own salt."""
 
-    def __init__(self, stream: int, index: tf.Tensor):
-        self._seed = tf.stack([tf.constant(constants.SEED * 1000 + stream, tf.int64), index])
+    def __init__(self, seed: int, stream: int, index: tf.Tensor):
+        self._seed = tf.stack([tf.constant(seed * 1000 + stream, tf.int64), index])
 
     def uniform(self, salt: int, low=0.0, high=1.0, dtype=tf.float32):
         seed = self._seed + tf.constant([salt * 7919, 0], tf.int64)
@@ -87,8 +87,8 @@ def call_targets(audio: tf.Tensor) -> tf.Tensor:
     return _frame_targets(first / features.SAMPLE_RATE, features.CLIP_SECONDS)
 
 
-def _make_call(index, call, first, second):
-    random = _Random(1, index)
+def _make_call(seed, index, call, first, second):
+    random = _Random(seed, 1, index)
     clip = _as_recorded_or_mp3(call, random, 1)
     first_sample = _first_sample(clip)
     length = _SAMPLES - first_sample
@@ -113,8 +113,8 @@ def _make_call(index, call, first, second):
     return audio * _decibels(random.uniform(5, *constants.GAIN_DB)), targets
 
 
-def _make_other(index, first, second, third):
-    random = _Random(2, index)
+def _make_other(seed, index, first, second, third):
+    random = _Random(seed, 2, index)
     audio = _background(first, second, random)
     under = _as_recorded_or_mp3(third, random, 1)
     attenuation = _decibels(-random.uniform(2, *constants.MIX_ATTENUATION_DB))
@@ -123,12 +123,13 @@ def _make_other(index, first, second, third):
     return audio * _decibels(random.uniform(5, *constants.GAIN_DB)), background_targets()
 
 
-def training_examples(examples: tf.data.Dataset, batch_size: int) -> tf.data.Dataset:
+def training_examples(examples: tf.data.Dataset, batch_size: int, seed: int = constants.SEED) -> tf.data.Dataset:
     """Endless batches of freshly augmented training windows, half of them with a call.
 
     Args:
       examples: unbatched raw examples {audio, audio_mp3: float32[48000], label: int64[1]}.
       batch_size: windows per batch (even).
+      seed: the same seed gives the same batches.
 
     Returns:
       (audio float32[batch, 48000], frame targets float32[batch, MODEL_FRAMES, 2]) batches.
@@ -137,15 +138,15 @@ def training_examples(examples: tf.data.Dataset, batch_size: int) -> tf.data.Dat
     is_call = lambda e: tf.reduce_all(e[features.LABEL_KEY] == 1)  # noqa: E731
     calls = examples.filter(is_call)
     others = examples.filter(lambda e: tf.logical_not(is_call(e)))
-    stream = lambda ds, n: ds.shuffle(1024, seed=constants.SEED + n).repeat()  # noqa: E731
+    stream = lambda ds, n: ds.shuffle(1024, seed=seed + n).repeat()  # noqa: E731
     with_calls = tf.data.Dataset.zip((stream(calls, 0), stream(others, 1), stream(others, 2))).enumerate()
     without = tf.data.Dataset.zip((stream(others, 3), stream(others, 4), stream(others, 5))).enumerate()
     parallel = tf.data.AUTOTUNE
     alternate = tf.data.Dataset.range(2).repeat()
     return (
         tf.data.Dataset.choose_from_datasets(
-            [with_calls.map(lambda i, e: _make_call(i, *e), num_parallel_calls=parallel),
-             without.map(lambda i, e: _make_other(i, *e), num_parallel_calls=parallel)],
+            [with_calls.map(lambda i, e: _make_call(seed, i, *e), num_parallel_calls=parallel),
+             without.map(lambda i, e: _make_other(seed, i, *e), num_parallel_calls=parallel)],
             alternate,
         )
         .batch(batch_size, drop_remainder=True)

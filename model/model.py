@@ -48,7 +48,7 @@ def _conv_block(x, filters: int, pool, name: str):
     return keras.layers.MaxPooling2D(pool, name=f"{name}_pool")(x)
 
 
-def _build_frame_logits(input_shape) -> keras.Model:
+def _build_frame_logits(input_shape, seed: int, name: str) -> keras.Model:
     """The default network up to one logit per model frame (143k weights).
 
     Convolutions over time and frequency find call-like patches; the frequency axis is then pooled
@@ -62,7 +62,7 @@ def _build_frame_logits(input_shape) -> keras.Model:
     x = _conv_block(x, 64, (1, 2), "block3")  # [74, 6, 64]
     x = _conv_block(x, 64, (1, x.shape[2]), "block4")  # [74, 1, 64]
     x = keras.layers.Reshape((x.shape[1], x.shape[3]))(x)  # [74, 64]: one vector per model frame
-    x = keras.layers.Dropout(0.3, seed=constants.SEED)(x)
+    x = keras.layers.Dropout(0.3, seed=seed)(x)
     for dilation in (1, 2, 4):
         x = keras.layers.Conv1D(64, 5, dilation_rate=dilation, padding="same", use_bias=False,
                                 name=f"context{dilation}_conv")(x)
@@ -70,15 +70,29 @@ def _build_frame_logits(input_shape) -> keras.Model:
         x = keras.layers.ReLU(name=f"context{dilation}_relu")(x)
     x = keras.layers.Conv1D(64, 5, padding="same", activation="relu", name="head")(x)
     logits = keras.layers.Conv1D(1, 1, name="frame_logits")(x)  # [74, 1]
-    return keras.Model(inputs, logits, name="frame_logits")
+    return keras.Model(inputs, logits, name=name)
 
 
-def _window_model(frame_logits: keras.Model) -> keras.Model:
-    """A window's probability: its best frame's. [74, 1] logits → [1]."""
-    best = keras.layers.GlobalMaxPooling1D(name="best_frame")(frame_logits.output)
-    probability = keras.layers.Activation("sigmoid", name="probability")(best)
-    model = keras.Model(frame_logits.input, probability, name="default")
-    model.frame_logits = frame_logits  # tracked, so the frame signature can be saved with it
+def frame_network(input_shape, seed: int = constants.SEED, name: str = "frame_logits") -> keras.Model:
+    """One member of the default model (spectrogram → one logit per frame), compiled with
+    `region_loss`; its weights are drawn from `seed`."""
+    keras.utils.set_random_seed(seed)
+    network = _build_frame_logits(tuple(input_shape), seed, name)
+    network.compile(optimizer=keras.optimizers.Adam(constants.LEARNING_RATE), loss=region_loss)
+    return network
+
+
+def ensemble(members) -> keras.Model:
+    """The default model to export from trained frame networks: a frame's probability is the mean of
+    the members' (one member: its own), a window's probability its best frame's.
+    `.frame_probability` is the frame part ([74, 1]), served for counting."""
+    inputs = keras.Input(shape=members[0].input_shape[1:], name=_AUDIO_XF)
+    probabilities = [keras.layers.Activation("sigmoid", name=f"member{i}_probability")(member(inputs))
+                     for i, member in enumerate(members)]  # each [74, 1]
+    frames = probabilities[0] if len(members) == 1 else keras.layers.Average(name="mean")(probabilities)
+    best = keras.layers.GlobalMaxPooling1D(name="probability")(frames)  # [1]
+    model = keras.Model(inputs, best, name="default")
+    model.frame_probability = keras.Model(inputs, frames, name="frame_probability")  # tracked: saved with it
     return model
 
 
@@ -100,7 +114,7 @@ def region_loss(targets: tf.Tensor, frame_logits: tf.Tensor) -> tf.Tensor:
 
 
 def build_model(architecture: str, input_shape) -> keras.Model:
-    """The model to export (window → probability); for 'default', `.frame_logits` is the part trained."""
+    """The model to export (window → probability), untrained; 'default' with one member."""
     input_shape = tuple(input_shape)
     if architecture == constants.ARCHITECTURE_SEED:
         model = _build_seed_model(input_shape)
@@ -111,9 +125,7 @@ def build_model(architecture: str, input_shape) -> keras.Model:
         )
         return model
     if architecture == constants.ARCHITECTURE_DEFAULT:
-        frame_logits = _build_frame_logits(input_shape)
-        frame_logits.compile(optimizer=keras.optimizers.Adam(constants.LEARNING_RATE), loss=region_loss)
-        return _window_model(frame_logits)
+        return ensemble([frame_network(input_shape)])
     raise ValueError(f"architecture must be one of {constants.ARCHITECTURES}, got {architecture!r}")
 
 
@@ -143,12 +155,12 @@ def _is_call(example) -> tf.Tensor:
     return tf.reduce_all(example[features.LABEL_KEY] == 1)
 
 
-def _training_data(examples, tf_transform_output, architecture: str) -> tf.data.Dataset:
+def _training_data(examples, tf_transform_output, architecture: str, seed: int = constants.SEED) -> tf.data.Dataset:
     spectrograms = _spectrograms(tf_transform_output)
     if architecture == constants.ARCHITECTURE_SEED:  # the tutorial: clips as they are, one label each
-        return (examples.cache().shuffle(1024, seed=constants.SEED).repeat().batch(constants.BATCH_SIZE)
+        return (examples.cache().shuffle(1024, seed=seed).repeat().batch(constants.BATCH_SIZE)
                 .map(lambda e: (spectrograms(e[features.AUDIO_KEY]), tf.reshape(e[features.LABEL_KEY], [-1, 1]))))
-    return augment.training_examples(examples, constants.BATCH_SIZE).map(
+    return augment.training_examples(examples, constants.BATCH_SIZE, seed).map(
         lambda audio, targets: (augment.mask_spectrograms(spectrograms(audio)), targets))
 
 
@@ -181,7 +193,7 @@ def _serving_signatures(model: keras.Model, tf_transform_output: tft.TFTransform
     All run the Transform graph first, so callers never compute spectrograms themselves.
     """
     model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is saved
-    frame_logits = getattr(model, "frame_logits", None)
+    frame_probability = getattr(model, "frame_probability", None)
 
     def spectrograms(raw_features):
         return model.tft_layer(raw_features)[_AUDIO_XF]
@@ -201,10 +213,10 @@ def _serving_signatures(model: keras.Model, tf_transform_output: tft.TFTransform
     @tf.function(input_signature=[audio_input])
     def serve_frames(audio):
         spectrogram = spectrograms({features.AUDIO_KEY: audio})
-        if frame_logits is None:
+        if frame_probability is None:
             frames = model({_AUDIO_XF: spectrogram})  # [batch, 1]: the window is the frame
         else:
-            frames = tf.sigmoid(frame_logits({_AUDIO_XF: spectrogram})[:, :, 0])  # [batch, 74]
+            frames = frame_probability({_AUDIO_XF: spectrogram})[:, :, 0]  # [batch, 74]
         return {constants.FRAME_PREDICTION_KEY: frames}
 
     return {constants.EXAMPLE_SIGNATURE: serve_examples, constants.AUDIO_SIGNATURE: serve_audio,
@@ -214,11 +226,14 @@ def _serving_signatures(model: keras.Model, tf_transform_output: tft.TFTransform
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer callback: trains, logs to TensorBoard in the Trainer's output, exports the model.
 
-    custom_config: {'architecture': 'default' | 'seed', 'epochs': int}.
+    custom_config: {'architecture': 'default' | 'seed', 'epochs': int, 'members': int}. The default
+    model's members are trained one after the other, each from its own seed (weights and batches),
+    and exported as one model that averages them.
     """
     config = fn_args.custom_config or {}
     architecture = config.get("architecture", constants.ARCHITECTURE_DEFAULT)
     epochs = int(config.get("epochs") or constants.EPOCHS[architecture])
+    members = int(config.get("members") or constants.MEMBERS) if architecture == constants.ARCHITECTURE_DEFAULT else 1
     keras.utils.set_random_seed(constants.SEED)
 
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -228,25 +243,34 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # The tutorial's epochs pass over the clips once; the default model's batches are made afresh.
     steps = max(1, clips // constants.BATCH_SIZE) if architecture == constants.ARCHITECTURE_SEED \
         else constants.STEPS_PER_EPOCH
-    print(f"Training on {clips} clips ({calls} calls): {epochs} epochs of {steps} batches of "
+    print(f"Training on {clips} clips ({calls} calls): {members} x {epochs} epochs of {steps} batches of "
           f"{constants.BATCH_SIZE}", flush=True)
     input_shape = tf_transform_output.transformed_feature_spec()[_AUDIO_XF].shape  # [frames, bins]
+    validation = _validation_data(evaluation, tf_transform_output, architecture)
 
-    model = build_model(architecture, input_shape)
-    trained = getattr(model, "frame_logits", model)
-    trained.summary(print_fn=lambda line: print(line, flush=True))
-    fit_args = {}
-    if architecture == constants.ARCHITECTURE_SEED:  # its batches keep the split's 1:3 balance
-        fit_args["class_weight"] = {0: clips / (2.0 * (clips - calls)), 1: clips / (2.0 * calls)}
-    trained.fit(
-        _training_data(train, tf_transform_output, architecture),
-        epochs=epochs,
-        steps_per_epoch=steps,
-        validation_data=_validation_data(evaluation, tf_transform_output, architecture),
-        callbacks=[keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, "logs"))],
-        verbose=2,
-        **fit_args,
-    )
+    def fit(network: keras.Model, seed: int, log_dir: str, **fit_args) -> None:
+        network.summary(print_fn=lambda line: print(line, flush=True))
+        network.fit(
+            _training_data(train, tf_transform_output, architecture, seed),
+            epochs=epochs,
+            steps_per_epoch=steps,
+            validation_data=validation,
+            callbacks=[keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, log_dir))],
+            verbose=2,
+            **fit_args,
+        )
+
+    if architecture == constants.ARCHITECTURE_SEED:
+        model = build_model(architecture, input_shape)
+        # Its batches keep the split's 1:3 balance, as in the tutorial.
+        fit(model, constants.SEED, "logs", class_weight={0: clips / (2.0 * (clips - calls)), 1: clips / (2.0 * calls)})
+    else:
+        networks = []
+        for index, seed in enumerate(constants.MEMBER_SEEDS[:members]):
+            print(f"Member {index + 1} of {members} (seed {seed})", flush=True)
+            networks.append(frame_network(input_shape, seed, name=f"member{index}_frame_logits"))
+            fit(networks[-1], seed, os.path.join("logs", f"member{index}"))
+        model = ensemble(networks)
     model.save(
         fn_args.serving_model_dir, save_format="tf", signatures=_serving_signatures(model, tf_transform_output)
     )

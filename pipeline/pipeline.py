@@ -73,6 +73,7 @@ def create_pipeline(
     metadata_connection_config=None,
     beam_pipeline_args: Optional[List[str]] = None,
     enable_cache: bool = True,
+    members: Optional[int] = None,
 ) -> tfx.dsl.Pipeline:
     """Wires the training pipeline.
 
@@ -93,6 +94,7 @@ def create_pipeline(
       metadata_connection_config: ML Metadata connection (SQLite locally); None lets the runner choose.
       beam_pipeline_args: Beam options for the Beam-based components.
       enable_cache: reuse earlier outputs of components whose inputs did not change.
+      members: the default model's ensemble size; None: model/constants.py MEMBERS.
     """
     # Reads the ingestion's TFRecords; the train/eval split was made by source group at ingestion.
     example_gen = tfx.components.ImportExampleGen(
@@ -129,7 +131,8 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(),  # no step count: run_fn sets its own steps per epoch
         eval_args=tfx.proto.EvalArgs(),
-        custom_config={"architecture": architecture, "epochs": epochs or constants.EPOCHS[architecture]},
+        custom_config={"architecture": architecture, "epochs": epochs or constants.EPOCHS[architecture],
+                       "members": members or constants.MEMBERS},
     )
     # The last blessed model, the baseline the new one must not be worse than.
     model_resolver = tfx.dsl.Resolver(

@@ -43,6 +43,8 @@ def parse_args(argv=None):
     parser.add_argument("--model", choices=constants.ARCHITECTURES, default=configs.ARCHITECTURE,
                         help="'default' (log-mel CNN) or 'seed' (the tutorial's network on |STFT|)")
     parser.add_argument("--epochs", type=int, help=configs.EPOCHS_HELP)
+    parser.add_argument("--members", type=int, choices=range(1, len(constants.MEMBER_SEEDS) + 1),
+                        metavar="N", help=configs.MEMBERS_HELP)
     parser.add_argument("--recall-floor", type=float, default=configs.RECALL_FLOOR)
     parser.add_argument("--precision-floor", type=float, default=configs.PRECISION_FLOOR)
     parser.add_argument("--max-regression", type=float, default=configs.MAX_REGRESSION,
@@ -85,8 +87,10 @@ def run(argv=None) -> dict:
     output_dir = os.path.abspath(args.output_dir)
     metadata_path = os.path.join(output_dir, metadata.METADATA_SQLITE)
     serving_model_dir = os.path.join(output_dir, "serving_model")
-    print(f"[3/3] Training pipeline ({args.model} model, {args.epochs or constants.EPOCHS[args.model]} epochs), "
-          f"metadata in {metadata_path} ...", flush=True)
+    members = (args.members or constants.MEMBERS) if args.model == constants.ARCHITECTURE_DEFAULT else 1
+    epochs = args.epochs or constants.EPOCHS[args.model]
+    print(f"[3/3] Training pipeline ({args.model} model, {members} x {epochs} epochs), metadata in {metadata_path} ...",
+          flush=True)
     training = pipeline.create_pipeline(
         pipeline_name=configs.PIPELINE_NAME,
         pipeline_root=os.path.join(output_dir, "pipeline"),
@@ -96,6 +100,7 @@ def run(argv=None) -> dict:
         serving_model_dir=serving_model_dir,
         architecture=args.model,
         epochs=args.epochs,
+        members=args.members,
         recall_floor=args.recall_floor,
         precision_floor=args.precision_floor,
         max_regression=args.max_regression,

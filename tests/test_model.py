@@ -49,10 +49,23 @@ def test_default_model_is_far_smaller_scores_every_frame_and_a_window_by_its_bes
     assert default.count_params() < 200_000  # the seed network has 6 million
     spectrograms = np.random.default_rng(0).normal(size=(4, 297, 48)).astype(np.float32)
     probabilities = default.predict(spectrograms, verbose=0)
-    frame_logits = default.frame_logits.predict(spectrograms, verbose=0)
+    frames = default.frame_probability.predict(spectrograms, verbose=0)
     assert probabilities.shape == (4, 1) and np.all((probabilities > 0) & (probabilities < 1))
-    assert frame_logits.shape == (4, features.MODEL_FRAMES, 1)
-    np.testing.assert_allclose(probabilities[:, 0], 1 / (1 + np.exp(-frame_logits[:, :, 0].max(axis=1))), rtol=1e-5)
+    assert frames.shape == (4, features.MODEL_FRAMES, 1)
+    np.testing.assert_allclose(probabilities[:, 0], frames[:, :, 0].max(axis=1), rtol=1e-6)
+
+
+def test_an_ensemble_averages_its_members_frame_probabilities():
+    shape = (features.MEL_FRAMES, features.MEL_BANDS)
+    members = [model.frame_network(shape, seed, name=f"member{i}") for i, seed in enumerate(constants.MEMBER_SEEDS[:2])]
+    combined = model.ensemble(members)
+    assert combined.count_params() == sum(member.count_params() for member in members)
+    spectrograms = np.random.default_rng(1).normal(size=(3, *shape)).astype(np.float32)
+    logits = [member.predict(spectrograms, verbose=0)[:, :, 0] for member in members]
+    assert not np.allclose(logits[0], logits[1])  # different seeds, different weights
+    expected = np.mean([1 / (1 + np.exp(-x)) for x in logits], axis=0)  # [3, 74]
+    np.testing.assert_allclose(combined.frame_probability.predict(spectrograms, verbose=0)[:, :, 0], expected, rtol=1e-5)
+    np.testing.assert_allclose(combined.predict(spectrograms, verbose=0)[:, 0], expected.max(axis=1), rtol=1e-5)
 
 
 def test_region_loss_rewards_a_high_frame_inside_the_call_and_low_frames_outside():
