@@ -123,7 +123,8 @@ def eval_metrics(evaluation_uri: str) -> Dict[str, float]:
         values = candidate_overall(evaluation_uri, "slicing_metrics")[""][""]
     except ValueError:
         return {}
-    return {name: value.get("doubleValue") for name, value in values.items() if "doubleValue" in value}
+    # Undefined metrics (precision with no positive predictions) come back as the string "NaN".
+    return {name: float(value["doubleValue"]) for name, value in values.items() if "doubleValue" in value}
 
 
 def list_runs(store: metadata_store.MetadataStore) -> List[metadata_store_pb2.Context]:
