@@ -2,6 +2,7 @@
 
     python bench/accuracy.py [--data-root ../shared/capuchin] [--folds 5] [--models default seed]
                              [--recordings-per-fold 20] [--output-dir runs/bench_kfold]
+                             [--model-seeds SEED ...]  (the default model's members: an ensemble)
 
 For each fold k, `runners/local_runner.py --fold k N` ingests with the source groups (XC<id> / sound
 name) of fold k as eval and the rest as train and runs the whole TFX pipeline in a fresh output dir.
@@ -91,7 +92,8 @@ def count_planted(model_dir: str, recordings: str, out_dir: str, threshold: floa
 
 def run_fold(args, architecture: str, fold: int) -> dict:
     fold_dir = os.path.join(args.output_dir, architecture, f"fold{fold}")
-    report, wall = run_local_pipeline(args.data_root, fold_dir, architecture, (fold, args.folds), quiet=True)
+    report, wall = run_local_pipeline(args.data_root, fold_dir, architecture, (fold, args.folds), quiet=True,
+                                      model_seeds=args.model_seeds if architecture == constants.ARCHITECTURE_DEFAULT else None)
     model_dir = os.path.join(report["model_uri"], "Format-Serving")
     clips = eval_clips(args.data_root, fold, args.folds)
     labels = np.array([c.label for c in clips])
@@ -117,7 +119,7 @@ def _mean_std(values):
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values) if len(values) > 1 else 0:.3f}"
 
 
-def print_tables(architecture: str, rows) -> None:
+def print_tables(architecture: str, rows, seeds) -> None:
     # F1 at the threshold chosen on the other folds' eval clips: nothing of the fold itself is used.
     for row in rows:
         others = [r for r in rows if r is not row]
@@ -127,7 +129,8 @@ def print_tables(architecture: str, rows) -> None:
         row["f1_held_out"] = f1_at(np.array(row["labels"]), np.array(row["scores"]), row["held_out_threshold"])[0]
     pooled_labels = np.concatenate([r["labels"] for r in rows])
     pooled_scores = np.concatenate([r["scores"] for r in rows])
-    print(f"**{architecture}** ({EPOCHS[architecture]} epochs)\n")
+    print(f"**{architecture}** ({EPOCHS[architecture]} epochs"
+          + (f", seeds {' '.join(map(str, seeds))})\n" if architecture == constants.ARCHITECTURE_DEFAULT else ")\n"))
     print("| clip metric | mean ± std over folds |\n|---|---:|")
     for key, name in (("recall", "recall at the chosen threshold"), ("precision", "precision at the chosen threshold"),
                       ("f1", "F1 at the chosen threshold (chosen on the same clips)"),
@@ -159,6 +162,7 @@ def main():
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--models", nargs="+", default=list(constants.ARCHITECTURES))
     parser.add_argument("--recordings-per-fold", type=int, default=20)
+    parser.add_argument("--model-seeds", type=int, nargs="+", help="the default model's members, one per seed")
     args = parser.parse_args()
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores. Data: {os.path.abspath(args.data_root)}; "
           f"{args.folds} folds by source group.\n", flush=True)
@@ -167,7 +171,7 @@ def main():
         rows = [run_fold(args, architecture, k) for k in range(args.folds)]
         with open(os.path.join(args.output_dir, f"{architecture}.json"), "w") as f:
             json.dump(rows, f)
-        print_tables(architecture, rows)
+        print_tables(architecture, rows, args.model_seeds or constants.MODEL_SEEDS)
     print(f"Total wall time: {(time.time() - started) / 60:.1f} min")
 
 

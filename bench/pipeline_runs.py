@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 from model import constants
 
@@ -16,7 +16,8 @@ EPOCHS = constants.EPOCHS
 
 
 def run_local_pipeline(
-    data_root: str, output_dir: str, architecture: str, fold: Optional[Tuple[int, int]] = None, quiet: bool = False
+    data_root: str, output_dir: str, architecture: str, fold: Optional[Tuple[int, int]] = None, quiet: bool = False,
+    model_seeds: Optional[Sequence[int]] = None,
 ) -> Tuple[dict, float]:
     """Ingestion + the whole pipeline in a fresh `output_dir`, training only (no counting).
 
@@ -28,7 +29,8 @@ def run_local_pipeline(
         sys.executable, os.path.join(HERE, "..", "runners", "local_runner.py"), "--data-root", data_root,
         "--output-dir", output_dir, "--model", architecture, "--epochs", str(EPOCHS[architecture]),
         "--report-json", report_path, "--recordings", "",  # training only: counting is benchmarked apart
-    ] + (["--fold", str(fold[0]), str(fold[1])] if fold else [])
+    ] + (["--fold", str(fold[0]), str(fold[1])] if fold else []) + (
+        ["--model-seeds", *map(str, model_seeds)] if model_seeds else [])
     started = time.time()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL if quiet else None)
     wall = time.time() - started

@@ -22,11 +22,10 @@ STEPS_PER_EPOCH = 32
 SEED_EPOCHS = 4
 EPOCHS = {ARCHITECTURE_DEFAULT: DEFAULT_EPOCHS, ARCHITECTURE_SEED: SEED_EPOCHS}
 SEED = 42  # weights, shuffling, dropout and augmentation: same data, same model
-# The default model can be an ensemble: members trained one after the other from these seeds (the
-# first is SEED), their frame probabilities averaged. More members: steadier counts, slower training
-# and counting (each member costs a full training and a full scoring pass).
-MEMBER_SEEDS = (SEED, 7, 1234)
-MEMBERS = 1
+# The default model can be an ensemble: one member per seed, trained one after the other (weights,
+# dropout and batches from its seed), their frame probabilities averaged. Each member costs a full
+# training and a full scoring pass of the network (the spectrogram is shared).
+MODEL_SEEDS = (SEED,)
 
 # --- Augmentation (model/augment.py); chosen with grouped 5-fold runs on the real clips -----------
 # Half of each batch are calls, half are not, whatever the split's balance.

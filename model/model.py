@@ -226,14 +226,13 @@ def _serving_signatures(model: keras.Model, tf_transform_output: tft.TFTransform
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer callback: trains, logs to TensorBoard in the Trainer's output, exports the model.
 
-    custom_config: {'architecture': 'default' | 'seed', 'epochs': int, 'members': int}. The default
-    model's members are trained one after the other, each from its own seed (weights and batches),
-    and exported as one model that averages them.
+    custom_config: {'architecture': 'default' | 'seed', 'epochs': int, 'seeds': [int, ...]}. The
+    default model trains one member per seed, one after the other, and exports one model averaging them.
     """
     config = fn_args.custom_config or {}
     architecture = config.get("architecture", constants.ARCHITECTURE_DEFAULT)
     epochs = int(config.get("epochs") or constants.EPOCHS[architecture])
-    members = int(config.get("members") or constants.MEMBERS) if architecture == constants.ARCHITECTURE_DEFAULT else 1
+    seeds = [int(s) for s in config.get("seeds") or constants.MODEL_SEEDS]
     keras.utils.set_random_seed(constants.SEED)
 
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -243,6 +242,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # The tutorial's epochs pass over the clips once; the default model's batches are made afresh.
     steps = max(1, clips // constants.BATCH_SIZE) if architecture == constants.ARCHITECTURE_SEED \
         else constants.STEPS_PER_EPOCH
+    members = len(seeds) if architecture == constants.ARCHITECTURE_DEFAULT else 1
     print(f"Training on {clips} clips ({calls} calls): {members} x {epochs} epochs of {steps} batches of "
           f"{constants.BATCH_SIZE}", flush=True)
     input_shape = tf_transform_output.transformed_feature_spec()[_AUDIO_XF].shape  # [frames, bins]
@@ -266,7 +266,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         fit(model, constants.SEED, "logs", class_weight={0: clips / (2.0 * (clips - calls)), 1: clips / (2.0 * calls)})
     else:
         networks = []
-        for index, seed in enumerate(constants.MEMBER_SEEDS[:members]):
+        for index, seed in enumerate(seeds):
             print(f"Member {index + 1} of {members} (seed {seed})", flush=True)
             networks.append(frame_network(input_shape, seed, name=f"member{index}_frame_logits"))
             fit(networks[-1], seed, os.path.join("logs", f"member{index}"))

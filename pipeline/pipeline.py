@@ -4,7 +4,7 @@ ImportExampleGen → StatisticsGen → SchemaGen → ExampleValidator → Transf
 → (latest blessed model) → Evaluator → Pusher → ThresholdSelector → CallCounter (when given recordings)
 """
 
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -73,7 +73,7 @@ def create_pipeline(
     metadata_connection_config=None,
     beam_pipeline_args: Optional[List[str]] = None,
     enable_cache: bool = True,
-    members: Optional[int] = None,
+    model_seeds: Optional[Sequence[int]] = None,
 ) -> tfx.dsl.Pipeline:
     """Wires the training pipeline.
 
@@ -94,7 +94,7 @@ def create_pipeline(
       metadata_connection_config: ML Metadata connection (SQLite locally); None lets the runner choose.
       beam_pipeline_args: Beam options for the Beam-based components.
       enable_cache: reuse earlier outputs of components whose inputs did not change.
-      members: the default model's ensemble size; None: model/constants.py MEMBERS.
+      model_seeds: the default model's members, one per seed; None: model/constants.py MODEL_SEEDS.
     """
     # Reads the ingestion's TFRecords; the train/eval split was made by source group at ingestion.
     example_gen = tfx.components.ImportExampleGen(
@@ -132,7 +132,7 @@ def create_pipeline(
         train_args=tfx.proto.TrainArgs(),  # no step count: run_fn sets its own steps per epoch
         eval_args=tfx.proto.EvalArgs(),
         custom_config={"architecture": architecture, "epochs": epochs or constants.EPOCHS[architecture],
-                       "members": members or constants.MEMBERS},
+                       "seeds": list(model_seeds or constants.MODEL_SEEDS)},
     )
     # The last blessed model, the baseline the new one must not be worse than.
     model_resolver = tfx.dsl.Resolver(

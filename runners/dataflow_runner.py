@@ -29,8 +29,7 @@ def run(argv=None):
                         help="local SQLite ML Metadata")
     parser.add_argument("--model", choices=constants.ARCHITECTURES, default=configs.ARCHITECTURE)
     parser.add_argument("--epochs", type=int, help=configs.EPOCHS_HELP)
-    parser.add_argument("--members", type=int, choices=range(1, len(constants.MEMBER_SEEDS) + 1),
-                        metavar="N", help=configs.MEMBERS_HELP)
+    parser.add_argument("--model-seeds", type=int, nargs="+", metavar="SEED", help=configs.MODEL_SEEDS_HELP)
     parser.add_argument("--max-workers", type=int, default=beam_options.DATAFLOW_MAX_WORKERS)
     parser.add_argument("--validate-only", action="store_true", help="check the options offline, run nothing")
     args, extra_beam_args = parser.parse_known_args(argv)
@@ -52,7 +51,7 @@ def run(argv=None):
         serving_model_dir=f"{args.gcs_root}/serving_model",
         architecture=args.model,
         epochs=args.epochs,
-        members=args.members,
+        model_seeds=args.model_seeds,
         recall_floor=configs.RECALL_FLOOR,
         precision_floor=configs.PRECISION_FLOOR,
         max_regression=configs.MAX_REGRESSION,

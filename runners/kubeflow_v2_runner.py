@@ -28,8 +28,7 @@ def run(argv=None) -> str:
     parser.add_argument("--output", default=f"{configs.PIPELINE_NAME}_pipeline.json")
     parser.add_argument("--model", choices=constants.ARCHITECTURES, default=configs.ARCHITECTURE)
     parser.add_argument("--epochs", type=int, help=configs.EPOCHS_HELP)
-    parser.add_argument("--members", type=int, choices=range(1, len(constants.MEMBER_SEEDS) + 1),
-                        metavar="N", help=configs.MEMBERS_HELP)
+    parser.add_argument("--model-seeds", type=int, nargs="+", metavar="SEED", help=configs.MODEL_SEEDS_HELP)
     parser.add_argument("--recall-floor", type=float, default=configs.RECALL_FLOOR)
     parser.add_argument("--precision-floor", type=float, default=configs.PRECISION_FLOOR)
     args, beam_args = parser.parse_known_args(argv)
@@ -46,7 +45,7 @@ def run(argv=None) -> str:
         serving_model_dir=os.path.join(args.pipeline_root, "serving_model"),
         architecture=args.model,
         epochs=args.epochs,
-        members=args.members,
+        model_seeds=args.model_seeds,
         recall_floor=args.recall_floor,
         precision_floor=args.precision_floor,
         max_regression=configs.MAX_REGRESSION,

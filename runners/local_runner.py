@@ -43,8 +43,7 @@ def parse_args(argv=None):
     parser.add_argument("--model", choices=constants.ARCHITECTURES, default=configs.ARCHITECTURE,
                         help="'default' (log-mel CNN) or 'seed' (the tutorial's network on |STFT|)")
     parser.add_argument("--epochs", type=int, help=configs.EPOCHS_HELP)
-    parser.add_argument("--members", type=int, choices=range(1, len(constants.MEMBER_SEEDS) + 1),
-                        metavar="N", help=configs.MEMBERS_HELP)
+    parser.add_argument("--model-seeds", type=int, nargs="+", metavar="SEED", help=configs.MODEL_SEEDS_HELP)
     parser.add_argument("--recall-floor", type=float, default=configs.RECALL_FLOOR)
     parser.add_argument("--precision-floor", type=float, default=configs.PRECISION_FLOOR)
     parser.add_argument("--max-regression", type=float, default=configs.MAX_REGRESSION,
@@ -87,7 +86,7 @@ def run(argv=None) -> dict:
     output_dir = os.path.abspath(args.output_dir)
     metadata_path = os.path.join(output_dir, metadata.METADATA_SQLITE)
     serving_model_dir = os.path.join(output_dir, "serving_model")
-    members = (args.members or constants.MEMBERS) if args.model == constants.ARCHITECTURE_DEFAULT else 1
+    members = len(args.model_seeds or constants.MODEL_SEEDS) if args.model == constants.ARCHITECTURE_DEFAULT else 1
     epochs = args.epochs or constants.EPOCHS[args.model]
     print(f"[3/3] Training pipeline ({args.model} model, {members} x {epochs} epochs), metadata in {metadata_path} ...",
           flush=True)
@@ -100,7 +99,7 @@ def run(argv=None) -> dict:
         serving_model_dir=serving_model_dir,
         architecture=args.model,
         epochs=args.epochs,
-        members=args.members,
+        model_seeds=args.model_seeds,
         recall_floor=args.recall_floor,
         precision_floor=args.precision_floor,
         max_regression=args.max_regression,

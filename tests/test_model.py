@@ -57,7 +57,7 @@ def test_default_model_is_far_smaller_scores_every_frame_and_a_window_by_its_bes
 
 def test_an_ensemble_averages_its_members_frame_probabilities():
     shape = (features.MEL_FRAMES, features.MEL_BANDS)
-    members = [model.frame_network(shape, seed, name=f"member{i}") for i, seed in enumerate(constants.MEMBER_SEEDS[:2])]
+    members = [model.frame_network(shape, seed, name=f"member{i}") for i, seed in enumerate((42, 7))]
     combined = model.ensemble(members)
     assert combined.count_params() == sum(member.count_params() for member in members)
     spectrograms = np.random.default_rng(1).normal(size=(3, *shape)).astype(np.float32)

@@ -113,3 +113,22 @@ def test_score_clips_scores_every_clip_and_lists_failures(trained_pipeline, tmp_
     assert calls and others and min(calls) > max(others)
     with open(tmp_path / "scores_failures.csv", newline="") as f:
         assert [os.path.basename(r["path"]) for r in csv.DictReader(f)] == ["broken.wav"]
+
+
+def test_model_seeds_train_one_network_per_seed_and_export_their_average(tiny_dataset, tmp_path):
+    import tensorflow as tf
+    import tf_keras
+
+    report = local_runner.run(["--data-root", tiny_dataset, "--output-dir", str(tmp_path), "--eval-percent", "50",
+                               "--model-seeds", "42", "7", "--epochs", "1", "--recordings", ""])
+    model_dir = os.path.join(report["model_uri"], "Format-Serving")
+    members = [layer for layer in tf_keras.models.load_model(model_dir, compile=False).layers
+               if layer.name.endswith("frame_logits")]
+    assert [m.name for m in members] == ["member0_frame_logits", "member1_frame_logits"]
+    clip = audio.load_clip(os.path.join(tiny_dataset, dataset.POSITIVE_DIR,
+                                        sorted(os.listdir(os.path.join(tiny_dataset, dataset.POSITIVE_DIR)))[0]))
+    spectrogram = tf.saved_model.load(model_dir).tft_layer({"audio": clip[None]})["audio_xf"]
+    member_frames = [tf.sigmoid(m(spectrogram)[0, :, 0]).numpy() for m in members]
+    assert np.abs(member_frames[0] - member_frames[1]).max() > 1e-4  # two seeds, two different networks
+    served = scoring.WindowScorer(model_dir).frames(clip[None])[0]
+    np.testing.assert_allclose(served, np.mean(member_frames, axis=0), atol=1e-5)
