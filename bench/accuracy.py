@@ -31,7 +31,7 @@ import numpy as np
 
 import planted
 from components import audio, counting, dataset, scoring, synthetic_data
-from components.threshold import best_f1_threshold
+from components.threshold import choose_threshold
 from model import constants, features
 from pipeline_runs import EPOCHS, REAL_DATA_ROOT, run_local_pipeline
 
@@ -53,10 +53,10 @@ def f1_at(labels: np.ndarray, scores: np.ndarray, threshold: float):
 
 
 def best_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
-    """The threshold ThresholdSelector would pick on these clips: best F1, ties to PREFERRED_THRESHOLD."""
+    """The threshold ThresholdSelector's rule picks on these clips (components.threshold.choose_threshold)."""
     candidates = np.unique(np.concatenate([scores, [features.PREFERRED_THRESHOLD]]))
-    points = [{"threshold": float(t), "f1": f1_at(labels, scores, t)[0]} for t in candidates]
-    return best_f1_threshold(points)["threshold"]
+    points = [{"threshold": float(t), "errors": int(np.sum((scores >= t) != (labels == 1)))} for t in candidates]
+    return choose_threshold(points)["threshold"]
 
 
 def eval_clips(data_root: str, fold: int, folds: int):

@@ -33,7 +33,7 @@ def resolve_model_dir(path: str) -> str:
 
 
 def read_threshold(model_dir: str) -> Optional[float]:
-    """The F1-best threshold the pipeline chose for this model, if it recorded one."""
+    """The counting threshold the pipeline chose for this model on eval, if it recorded one."""
     import tensorflow as tf
 
     path = os.path.join(model_dir, THRESHOLD_FILE)

@@ -1,7 +1,8 @@
 """ThresholdSelector: a TFX component after Evaluator and Pusher that picks the counting threshold.
 
 From the Evaluator's own confusion matrices (TFMA ConfusionMatrixPlot on the eval split) it takes the
-threshold that maximises F1 (ties: the one nearest PREFERRED_THRESHOLD, the count benchmark's best),
+threshold with the fewest wrong eval clips (ties, within THRESHOLD_TIE_CLIPS: the one nearest
+PREFERRED_THRESHOLD; see model/features.py),
 writes it with a PR-curve PNG into its artifact, and, when the model was pushed, also into the pushed
 model (`assets.extra/threshold.json`) so the counting job finds it there.
 """
@@ -41,7 +42,8 @@ def candidate_overall(evaluation_uri: str, kind: str) -> Dict:
 
 
 def pr_points(evaluation_uri: str) -> List[Dict[str, float]]:
-    """[{threshold, precision, recall, f1}] for the candidate model on the overall slice, by threshold."""
+    """[{threshold, precision, recall, f1, errors}] for the candidate model on the overall slice, by
+    threshold; errors = false positives + false negatives (clips)."""
     matrices = _find_key(candidate_overall(evaluation_uri, "plots"), "confusionMatrixAtThresholds")["matrices"]
     points = []
     for matrix in matrices:
@@ -52,18 +54,19 @@ def pr_points(evaluation_uri: str) -> List[Dict[str, float]]:
         precision = tp / (tp + fp) if tp + fp else 1.0
         recall = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        points.append({"threshold": threshold, "precision": precision, "recall": recall, "f1": f1})
+        points.append({"threshold": threshold, "precision": precision, "recall": recall, "f1": f1, "errors": fp + fn})
     return sorted(points, key=lambda p: p["threshold"])
 
 
-def best_f1_threshold(points: List[Dict[str, float]], preferred: float = features.PREFERRED_THRESHOLD) -> Dict[str, float]:
-    """The point of highest F1; among ties, the one nearest `preferred`.
-
-    A model that separates the eval clips perfectly ties over a wide range of thresholds; the count
-    benchmark on recordings then decides (see features.PREFERRED_THRESHOLD).
-    """
-    best = max(p["f1"] for p in points)
-    ties = [p for p in points if p["f1"] >= best - 1e-9]
+def choose_threshold(
+    points: List[Dict[str, float]],
+    preferred: float = features.PREFERRED_THRESHOLD,
+    tie_clips: int = features.THRESHOLD_TIE_CLIPS,
+) -> Dict[str, float]:
+    """The point with the fewest wrong clips; points within `tie_clips` of the fewest tie, and of those
+    the one nearest `preferred` wins. One clip cannot move the threshold on its own."""
+    fewest = min(p["errors"] for p in points)
+    ties = [p for p in points if p["errors"] <= fewest + tie_clips + 1e-9]
     return min(ties, key=lambda p: abs(p["threshold"] - preferred))
 
 
@@ -102,11 +105,11 @@ def ThresholdSelector(
     pushed_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.PushedModel],
     threshold: tfx.dsl.components.OutputArtifact[CallThreshold],
 ) -> None:
-    """Picks the F1-maximising threshold on eval; writes threshold.json and pr_curve.png."""
+    """Picks the counting threshold on eval (choose_threshold); writes threshold.json and pr_curve.png."""
     import tensorflow as tf
 
     points = pr_points(evaluation.uri)
-    chosen = best_f1_threshold(points)
+    chosen = choose_threshold(points)
     tf.io.gfile.makedirs(threshold.uri)
     write_pr_curve(points, chosen, os.path.join(threshold.uri, PR_CURVE_PNG))
     payload = json.dumps({**chosen, "evaluation": evaluation.uri}, indent=2)

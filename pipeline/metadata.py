@@ -154,7 +154,7 @@ def format_run_summary(report: Dict) -> str:
         f"  pushed to: {report['pushed_to'] or 'nothing pushed'}",
     ]
     if report["threshold"] is not None:
-        lines.append(f"  counting threshold (best F1 on eval): {report['threshold']:.3f}; "
+        lines.append(f"  counting threshold (chosen on eval): {report['threshold']:.3f}; "
                      f"PR curve: {os.path.join(report['threshold_uri'], 'pr_curve.png')}")
     if report.get("counts_uri"):
         counts = report["counts"]

@@ -156,7 +156,7 @@ def create_pipeline(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)
         ),
     )
-    # The F1-best threshold and PR curve, also written into the pushed model for the counting job.
+    # The counting threshold chosen on eval and the PR curve, also written into the pushed model for the counting job.
     threshold_selector = ThresholdSelector(
         evaluation=evaluator.outputs["evaluation"], pushed_model=pusher.outputs["pushed_model"]
     )

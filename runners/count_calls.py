@@ -24,7 +24,7 @@ def run(argv=None) -> dict:
     parser.add_argument("--recordings", required=True, help="a folder (recursive) or a glob of mp3/wav/flac")
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--threshold", type=float,
-                        help="call threshold; default: the model's own (best F1 on eval), else 0.99")
+                        help="call threshold; default: the model's own (chosen on eval), else 0.99")
     parser.add_argument("--hop-seconds", type=float, default=features.HOP_SECONDS,
                         help=f"step between 3 s windows (default {features.HOP_SECONDS}; 3 = the tutorial's)")
     parser.add_argument("--plots", action="store_true", help="a PNG per recording: scores and calls over time")
