@@ -1,7 +1,7 @@
 """Benchmark: how much the counts depend on the training seed, and what averaging seeds buys.
 
     python bench/seed_ensemble.py RUN_DIR [RUN_DIR ...] [--planted runs/bench_kfold/planted]
-                                  [--thresholds 0.3 0.5 0.7 0.9]
+                                  [--thresholds 0.3 0.5 0.7 0.9] [--tie-clips 1]
 
 Each RUN_DIR is the output of `bench/accuracy.py --models default --model-seeds S --output-dir RUN_DIR`
 (one single-seed model per fold). For every fold, each model scores the fold's eval clips and planted
@@ -70,6 +70,8 @@ def main():
                         help="bench/accuracy.py's planted recordings (fold0/, fold1/, ...)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.5, 0.7, 0.9])
+    parser.add_argument("--tie-clips", type=int, default=features.THRESHOLD_TIE_CLIPS,
+                        help="ThresholdSelector's tie width in clips (0: only exact ties)")
     args = parser.parse_args()
 
     labels, truth, scores = {}, {}, {}
@@ -88,7 +90,7 @@ def main():
             for fold in range(args.folds):
                 clips = np.mean([scores[r, fold][0] for r in runs], axis=0).max(axis=1)  # window = best frame
                 tracks = {n: np.mean([scores[r, fold][1][n] for r in runs], axis=0) for n in truth[fold]}
-                chosen = best_threshold(labels[fold], clips)
+                chosen = best_threshold(labels[fold], clips, args.tie_clips)
                 rows[fold] = {"chosen": (chosen, f1_at(labels[fold], clips, chosen)[0],
                                          average_precision(labels[fold], clips), count_at(tracks, truth[fold], chosen))}
                 for threshold in args.thresholds:
