@@ -4,7 +4,8 @@ model that serves raw audio.
 Two architectures (model/constants.py):
 - 'default' scores every 40 ms of a 3 s window (a model frame). It is trained on calls planted into
   busy backgrounds (model/augment.py), with a loss that asks for a high score somewhere inside the
-  planted call and a low one everywhere clear of it; the window's score is its best frame's.
+  planted call and a low one everywhere clear of it; the window's score is its best frame's. The
+  exported model averages the frame probabilities of one such network per seed (constants.MODEL_SEEDS).
 - 'seed' is the tutorial's network on its |STFT|, trained the tutorial's way: one score per clip,
   no augmentation.
 
