@@ -123,6 +123,11 @@ def _make_other(seed, index, first, second, third):
     return audio * _decibels(random.uniform(5, *constants.GAIN_DB)), background_targets()
 
 
+def is_call(example) -> tf.Tensor:
+    """Whether a raw example is a Capuchinbird call (label 1)."""
+    return tf.reduce_all(example[features.LABEL_KEY] == 1)
+
+
 def training_examples(examples: tf.data.Dataset, batch_size: int, seed: int = constants.SEED) -> tf.data.Dataset:
     """Endless batches of freshly augmented training windows, half of them with a call.
 
@@ -135,7 +140,6 @@ def training_examples(examples: tf.data.Dataset, batch_size: int, seed: int = co
       (audio float32[batch, 48000], frame targets float32[batch, MODEL_FRAMES, 2]) batches.
     """
     examples = examples.cache()
-    is_call = lambda e: tf.reduce_all(e[features.LABEL_KEY] == 1)  # noqa: E731
     calls = examples.filter(is_call)
     others = examples.filter(lambda e: tf.logical_not(is_call(e)))
     stream = lambda ds, n: ds.shuffle(1024, seed=seed + n).repeat()  # noqa: E731

@@ -152,10 +152,6 @@ def _spectrograms(tf_transform_output):
     return transform
 
 
-def _is_call(example) -> tf.Tensor:
-    return tf.reduce_all(example[features.LABEL_KEY] == 1)
-
-
 def _training_data(examples, tf_transform_output, architecture: str, seed: int = constants.SEED) -> tf.data.Dataset:
     spectrograms = _spectrograms(tf_transform_output)
     if architecture == constants.ARCHITECTURE_SEED:  # the tutorial: clips as they are, one label each
@@ -171,7 +167,7 @@ def _validation_data(examples, tf_transform_output, architecture: str) -> tf.dat
         labelled = examples.map(lambda e: (e[features.AUDIO_KEY], tf.reshape(e[features.LABEL_KEY], [1])))
     else:
         labelled = examples.map(lambda e: (e[features.AUDIO_KEY], tf.cond(
-            _is_call(e), lambda: augment.call_targets(e[features.AUDIO_KEY]), augment.background_targets)))
+            augment.is_call(e), lambda: augment.call_targets(e[features.AUDIO_KEY]), augment.background_targets)))
     return labelled.batch(constants.BATCH_SIZE).map(lambda audio, target: (spectrograms(audio), target)).cache()
 
 
@@ -180,7 +176,7 @@ def _count(examples: tf.data.Dataset):
     clips = calls = 0
     for example in examples:
         clips += 1
-        calls += int(_is_call(example))
+        calls += int(augment.is_call(example))
     return clips, calls
 
 
