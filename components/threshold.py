@@ -2,9 +2,9 @@
 
 From the Evaluator's own confusion matrices (TFMA ConfusionMatrixPlot on the eval split) it takes the
 threshold with the fewest wrong eval clips (ties, within THRESHOLD_TIE_CLIPS: the one nearest
-PREFERRED_THRESHOLD; see model/features.py),
-writes it with a PR-curve PNG into its artifact, and, when the model was pushed, also into the pushed
-model (`assets.extra/threshold.json`) so the counting job finds it there.
+PREFERRED_THRESHOLD; see model/features.py), writes it with a PR-curve PNG into its artifact, and, when
+the model was pushed, also into the pushed model (`assets.extra/threshold.json`) so the counting job
+finds it there.
 """
 
 import json
