@@ -86,27 +86,25 @@ def main():
           "| event P | event R |\n|---|---|---|---:|---:|---|---:|---:|---:|---:|")
     for size in range(1, len(args.run_dirs) + 1):
         for runs in itertools.combinations(args.run_dirs, size):
-            rows = {}
+            rows, aps = {}, []
             for fold in range(args.folds):
                 clips = np.mean([scores[r, fold][0] for r in runs], axis=0).max(axis=1)  # window = best frame
                 tracks = {n: np.mean([scores[r, fold][1][n] for r in runs], axis=0) for n in truth[fold]}
-                chosen = best_threshold(labels[fold], clips, args.tie_clips)
-                rows[fold] = {"chosen": (chosen, f1_at(labels[fold], clips, chosen)[0],
-                                         average_precision(labels[fold], clips), count_at(tracks, truth[fold], chosen))}
-                for threshold in args.thresholds:
-                    rows[fold][threshold] = (threshold, f1_at(labels[fold], clips, threshold)[0],
-                                             average_precision(labels[fold], clips),
-                                             count_at(tracks, truth[fold], threshold))
+                aps.append(average_precision(labels[fold], clips))
+                thresholds = {"chosen": best_threshold(labels[fold], clips, args.tie_clips),
+                              **{t: t for t in args.thresholds}}
+                rows[fold] = {setting: (t, f1_at(labels[fold], clips, t)[0], count_at(tracks, truth[fold], t))
+                              for setting, t in thresholds.items()}
             for setting in ["chosen"] + args.thresholds:
                 per_fold = [rows[f][setting] for f in range(args.folds)]
-                counts = [c for *_, c in per_fold]
+                counts = [c for _, _, c in per_fold]
                 mean = lambda key: statistics.mean(c[key] for c in counts)  # noqa: E731
-                thresholds = " ".join(f"{t:.3f}" for t, *_ in per_fold) if setting == "chosen" else "–"
+                thresholds = " ".join(f"{t:.3f}" for t, _, _ in per_fold) if setting == "chosen" else "–"
                 fold_maes = " ".join(f"{c['mae']:.2f}" for c in counts)
                 print(f"| {' + '.join(names[r] for r in runs)} | {setting} | {thresholds} | "
-                      f"{statistics.mean(f1 for _, f1, _, _ in per_fold):.3f} | "
-                      f"{statistics.mean(ap for _, _, ap, _ in per_fold):.4f} | {fold_maes} | {mean('mae'):.2f} | "
-                      f"{mean('exact'):.2f} | {mean('event_precision'):.3f} | {mean('event_recall'):.3f} |", flush=True)
+                      f"{statistics.mean(f1 for _, f1, _ in per_fold):.3f} | {statistics.mean(aps):.4f} | "
+                      f"{fold_maes} | {mean('mae'):.2f} | {mean('exact'):.2f} | {mean('event_precision'):.3f} | "
+                      f"{mean('event_recall'):.3f} |", flush=True)
 
 
 if __name__ == "__main__":
