@@ -126,20 +126,32 @@ def frame_track(starts_s: np.ndarray, frame_scores: np.ndarray) -> Tuple[np.ndar
     return np.arange(length) * step, track
 
 
-def frame_calls(times: np.ndarray, scores: np.ndarray, threshold: float) -> List[Tuple[float, float, float]]:
-    """Calls as (start_s, end_s, max score) from a frame track: runs at or above the threshold, joined
-    when less than CALL_GAP_SECONDS apart, kept when at least MIN_CALL_SECONDS long."""
+def frame_calls(times: np.ndarray, scores: np.ndarray, threshold: float,
+                low_threshold: Optional[float] = None, gap_seconds: float = features.CALL_GAP_SECONDS,
+                min_seconds: float = features.MIN_CALL_SECONDS) -> List[Tuple[float, float, float]]:
+    """Calls as (start_s, end_s, max score) from a frame track.
+
+    A run is consecutive frames at or above `low_threshold` (default: `threshold`); runs less than
+    `gap_seconds` apart are joined; a joined run is a call when it peaks at or above `threshold` and
+    lasts at least `min_seconds`. With a low threshold below the threshold (hysteresis), a call is found
+    by its peak and measured by its whole extent, so a quiet call that clears the threshold only briefly
+    is not dropped as too short.
+    """
     step = features.MODEL_FRAME_STEP_SECONDS
+    low = threshold if low_threshold is None else min(low_threshold, threshold)
+    scores = np.asarray(scores)
+    edges = np.diff(np.concatenate([[0], (scores >= low).astype(np.int8), [0]]))
+    firsts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # [first, end) frames of each run
+    peaks = np.maximum.reduceat(scores, firsts) if len(firsts) else []
     runs: List[List[float]] = []
-    for start, score in zip(times, scores):
-        if score < threshold:
-            continue
-        if runs and start - runs[-1][1] < features.CALL_GAP_SECONDS:
-            runs[-1][1] = start + step
-            runs[-1][2] = max(runs[-1][2], float(score))
+    for first, end, peak in zip(firsts, ends, peaks):
+        start_s, end_s = float(times[first]), float(times[end - 1]) + step
+        if runs and start_s - runs[-1][1] < gap_seconds:
+            runs[-1][1:] = [end_s, max(runs[-1][2], float(peak))]
         else:
-            runs.append([float(start), float(start) + step, float(score)])
-    return [(round(s, 3), round(e, 3), round(sc, 4)) for s, e, sc in runs if e - s >= features.MIN_CALL_SECONDS]
+            runs.append([start_s, end_s, float(peak)])
+    return [(round(s, 3), round(e, 3), round(sc, 4)) for s, e, sc in runs
+            if e - s >= min_seconds and sc >= threshold]
 
 
 def find_calls(starts_s: np.ndarray, frame_scores: np.ndarray, config: "CountingConfig"):

@@ -58,6 +58,18 @@ def test_frame_runs_shorter_than_a_call_are_not_calls():
     assert counting.frame_calls(*_track((3.0, 9.0), high=0.8), threshold=0.9) == []
 
 
+def test_with_a_low_threshold_a_call_is_found_by_its_peak_and_measured_by_its_whole_extent():
+    # A quiet call: 1.6 s above 0.3 but above 0.5 for only 0.4 s; a 0.6 s bump above 0.3 never reaches 0.5.
+    times, scores = _track((5.0, 6.6), (12.0, 12.6), high=0.35)
+    scores[(times >= 5.6) & (times < 6.0)] = 0.8
+    assert counting.frame_calls(times, scores, threshold=0.5) == []  # 0.4 s at or above 0.5: too short
+    calls = counting.frame_calls(times, scores, threshold=0.5, low_threshold=0.3)
+    assert [(s, e) for s, e, _ in calls] == [(5.0, 6.6)]
+    assert calls[0][2] == pytest.approx(0.8)
+    # The gap and the minimum length are parameters too: 0.4 s is a call when 0.3 s is enough.
+    assert len(counting.frame_calls(times, scores, threshold=0.5, min_seconds=0.3)) == 1
+
+
 def test_each_moment_takes_its_score_from_the_window_it_is_most_central_in():
     frames = features.MODEL_FRAMES
     window_a = np.full(frames, 0.1, np.float32)  # starts at 0 s
