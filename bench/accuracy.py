@@ -3,6 +3,7 @@
     python bench/accuracy.py [--data-root ../shared/capuchin] [--folds 5] [--models default seed]
                              [--recordings-per-fold 20] [--output-dir runs/bench_kfold]
                              [--model-seeds SEED ...]  (the default model's members: an ensemble)
+                             [--reuse-models]  (score and count again with the folds' trained models)
 
 For each fold k, `runners/local_runner.py --fold k N` ingests with the source groups (XC<id> / sound
 name) of fold k as eval and the rest as train and runs the whole TFX pipeline in a fresh output dir.
@@ -24,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import time
 
@@ -67,7 +69,8 @@ def eval_clips(data_root: str, fold: int, folds: int):
 def score_clips(model_dir: str, clips) -> np.ndarray:
     scorer = scoring.WindowScorer(model_dir)
     windows = np.stack([audio.load_clip(c.path) for c in clips])
-    return np.concatenate([scorer(windows[i : i + 64]) for i in range(0, len(windows), 64)])
+    batch = counting.SCORE_BATCH
+    return np.concatenate([scorer(windows[i : i + batch]) for i in range(0, len(windows), batch)])
 
 
 def planted_recordings(data_root: str, clips, out_dir: str, count: int, seed: int) -> str:
@@ -92,8 +95,16 @@ def count_planted(model_dir: str, recordings: str, out_dir: str, threshold: floa
 
 def run_fold(args, architecture: str, fold: int) -> dict:
     fold_dir = os.path.join(args.output_dir, architecture, f"fold{fold}")
-    report, wall = run_local_pipeline(args.data_root, fold_dir, architecture, (fold, args.folds), quiet=True,
-                                      model_seeds=args.model_seeds if architecture == constants.ARCHITECTURE_DEFAULT else None)
+    previous = os.path.join(fold_dir, "report.json")
+    if args.reuse_models and os.path.exists(previous):  # count again with the models already trained
+        with open(previous) as f:
+            report = json.load(f)
+        with open(os.path.join(args.output_dir, f"{architecture}.json")) as f:
+            wall = next(row["wall"] for row in json.load(f) if row["fold"] == fold)
+        shutil.rmtree(os.path.join(fold_dir, "planted_counts"), ignore_errors=True)
+    else:
+        report, wall = run_local_pipeline(args.data_root, fold_dir, architecture, (fold, args.folds), quiet=True,
+                                          model_seeds=args.model_seeds if architecture == constants.ARCHITECTURE_DEFAULT else None)
     model_dir = os.path.join(report["model_uri"], "Format-Serving")
     clips = eval_clips(args.data_root, fold, args.folds)
     labels = np.array([c.label for c in clips])
@@ -163,6 +174,8 @@ def main():
     parser.add_argument("--models", nargs="+", default=list(constants.ARCHITECTURES))
     parser.add_argument("--recordings-per-fold", type=int, default=20)
     parser.add_argument("--model-seeds", type=int, nargs="+", help="the default model's members, one per seed")
+    parser.add_argument("--reuse-models", action="store_true",
+                        help="folds already trained in OUTPUT_DIR keep their models: only scoring and counting run again")
     args = parser.parse_args()
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores. Data: {os.path.abspath(args.data_root)}; "
           f"{args.folds} folds by source group.\n", flush=True)

@@ -42,7 +42,8 @@ def fold_scores(run_dir: str, fold: int, folds: int, data_root: str, recordings:
     with open(os.path.join(fold_dir, "report.json")) as f:
         scorer = scoring.WindowScorer(os.path.join(json.load(f)["model_uri"], "Format-Serving"))
     windows = np.stack([audio.load_clip(c.path) for c in eval_clips(data_root, fold, folds)])
-    clips = np.concatenate([scorer.frames(windows[i : i + 64]) for i in range(0, len(windows), 64)])
+    clips = np.concatenate([scorer.frames(windows[i : i + counting.SCORE_BATCH])
+                            for i in range(0, len(windows), counting.SCORE_BATCH)])
     hop = int(features.HOP_SECONDS * features.SAMPLE_RATE)
     tracks = {}
     for name in sorted(synthetic_data.read_forest_truth(recordings)):
