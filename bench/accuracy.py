@@ -54,11 +54,12 @@ def f1_at(labels: np.ndarray, scores: np.ndarray, threshold: float):
     return 2 * tp / max(1, 2 * tp + fp + fn), tp / max(1, tp + fp), tp / max(1, tp + fn)
 
 
-def best_threshold(labels: np.ndarray, scores: np.ndarray, tie_clips: int = features.THRESHOLD_TIE_CLIPS) -> float:
+def best_threshold(labels: np.ndarray, scores: np.ndarray, tie_clips: int = features.THRESHOLD_TIE_CLIPS,
+                   preferred: float = features.PREFERRED_THRESHOLD) -> float:
     """The threshold ThresholdSelector's rule picks on these clips (components.threshold.choose_threshold)."""
-    candidates = np.unique(np.concatenate([scores, [features.PREFERRED_THRESHOLD]]))
+    candidates = np.unique(np.concatenate([scores, [preferred]]))
     points = [{"threshold": float(t), "errors": int(np.sum((scores >= t) != (labels == 1)))} for t in candidates]
-    return choose_threshold(points, tie_clips=tie_clips)["threshold"]
+    return choose_threshold(points, preferred=preferred, tie_clips=tie_clips)["threshold"]
 
 
 def eval_clips(data_root: str, fold: int, folds: int):
