@@ -4,7 +4,7 @@
 
 RUN_DIR is the output of `bench/accuracy.py --models default --output-dir RUN_DIR` (one trained model per
 fold, and the fold's planted recordings). Each fold's model scores its planted recordings once, window by
-window (cached in the fold's folder as window_scores.npz); every rule of the grid below then counts them
+window (cached in the fold's folder as window_scores_hop<H>.npz); every rule of the grid below then counts them
 from those scores, the way the counting job would:
 
 - hop: seconds between the 3 s windows (the counting job's --hop-seconds, now 1.5);
@@ -34,8 +34,9 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import planted  # noqa: E402
 from accuracy import best_threshold  # noqa: E402
+from pipeline_runs import trained_model_dir  # noqa: E402
 
-from components import audio, counting, scoring, synthetic_data  # noqa: E402
+from components import counting, scoring, synthetic_data  # noqa: E402
 from model import features  # noqa: E402
 
 HOPS = (features.HOP_SECONDS, 1.0, 0.75)
@@ -44,28 +45,21 @@ PREFERRED = (0.5, 0.4, 0.3)
 LOWS = (1.0, 0.6, 0.4, 0.2)
 GAPS = (0.5, 1.0)
 MINS = (0.5, 0.75, 1.0)
-CURRENT = (features.HOP_SECONDS, "central", features.PREFERRED_THRESHOLD, 1.0, features.CALL_GAP_SECONDS, features.MIN_CALL_SECONDS)
+CURRENT = (features.HOP_SECONDS, "central", features.PREFERRED_THRESHOLD, 1.0, features.CALL_GAP_SECONDS,
+           features.MIN_CALL_SECONDS)
 
 
-def window_scores(fold_dir: str, recordings: str, hop_seconds: float = features.HOP_SECONDS):
-    """{recording: (window starts in seconds, frame scores [windows, frames])} from the fold's model."""
-    cache = os.path.join(fold_dir, "window_scores.npz" if hop_seconds == features.HOP_SECONDS
-                         else f"window_scores_hop{hop_seconds:g}.npz")
-    if os.path.exists(cache):
-        saved = np.load(cache)
-        return {name: (saved[f"{name}/starts"], saved[f"{name}/frames"]) for name in synthetic_data.read_forest_truth(recordings)}
-    with open(os.path.join(fold_dir, "report.json")) as f:
-        scorer = scoring.WindowScorer(os.path.join(json.load(f)["model_uri"], "Format-Serving"))
-    hop = int(round(hop_seconds * features.SAMPLE_RATE))
-    scored = {}
-    for name in sorted(synthetic_data.read_forest_truth(recordings)):
-        waveform = audio.load_audio(os.path.join(recordings, name))
-        starts = counting.window_starts(len(waveform), features.CLIP_SAMPLES, hop)
-        frames = counting.score_windows(waveform, starts, scorer, features.CLIP_SAMPLES)
-        scored[name] = (starts / features.SAMPLE_RATE, frames)
-    np.savez(cache, **{f"{n}/starts": s for n, (s, _) in scored.items()},
-             **{f"{n}/frames": f for n, (_, f) in scored.items()})
-    return scored
+def window_scores(fold_dir: str, recordings: str, hop_seconds: float):
+    """{recording: (window starts in seconds, frame scores [windows, frames])} from the fold's model,
+    cached in the fold's folder."""
+    cache = os.path.join(fold_dir, f"window_scores_hop{hop_seconds:g}.npz")
+    if not os.path.exists(cache):
+        scored = planted.score_recordings(scoring.WindowScorer(trained_model_dir(fold_dir)), recordings, hop_seconds)
+        np.savez(cache, **{f"{n}/starts": s for n, (s, _) in scored.items()},
+                 **{f"{n}/frames": f for n, (_, f) in scored.items()})
+    saved = np.load(cache)
+    return {name: (saved[f"{name}/starts"], saved[f"{name}/frames"])
+            for name in synthetic_data.read_forest_truth(recordings)}
 
 
 def mean_track(starts_s: np.ndarray, frame_scores: np.ndarray) -> np.ndarray:

@@ -40,3 +40,9 @@ def run_local_pipeline(
 
 def f1(precision: float, recall: float) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def trained_model_dir(run_dir: str) -> str:
+    """The serving model the Trainer exported in a `run_local_pipeline` output folder."""
+    with open(os.path.join(run_dir, "report.json")) as f:
+        return os.path.join(json.load(f)["model_uri"], "Format-Serving")

@@ -13,7 +13,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from components import audio, synthetic_data
+from components import audio, counting, synthetic_data
+from model import features
 
 RATE = synthetic_data.FOREST_RATE  # planted at 48 kHz, written at 48 kHz
 # The real forest recordings in which no Capuchinbird calls (checked by eye on spectrograms; see
@@ -165,3 +166,16 @@ def count_scores(
         "event_precision": matched / found if found else 1.0,
         "event_recall": matched / planted if planted else 1.0,
     }
+
+
+def score_recordings(scorer, recordings: str, hop_seconds: float = features.HOP_SECONDS):
+    """{file name: (window starts in seconds, frame scores [windows, frames])} of every planted recording
+    in `recordings`, windowed and scored as the counting job does it."""
+    hop = int(round(hop_seconds * features.SAMPLE_RATE))
+    scored = {}
+    for name in sorted(synthetic_data.read_forest_truth(recordings)):
+        waveform = audio.load_audio(os.path.join(recordings, name))
+        starts = counting.window_starts(len(waveform), features.CLIP_SAMPLES, hop)
+        scored[name] = (starts / features.SAMPLE_RATE,
+                        counting.score_windows(waveform, starts, scorer, features.CLIP_SAMPLES))
+    return scored

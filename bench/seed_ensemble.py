@@ -15,7 +15,6 @@ members, up to run-to-run noise (training is not bit-reproducible on CPU).
 
 import argparse
 import itertools
-import json
 import os
 import statistics
 import sys
@@ -25,7 +24,7 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import planted  # noqa: E402
 from accuracy import average_precision, best_threshold, eval_clips, f1_at  # noqa: E402
-from pipeline_runs import REAL_DATA_ROOT  # noqa: E402
+from pipeline_runs import REAL_DATA_ROOT, trained_model_dir  # noqa: E402
 
 from components import audio, counting, scoring, synthetic_data  # noqa: E402
 from model import features  # noqa: E402
@@ -39,18 +38,12 @@ def fold_scores(run_dir: str, fold: int, folds: int, data_root: str, recordings:
     if os.path.exists(cache):
         saved = dict(np.load(cache))
         return saved.pop("eval_clips"), saved
-    with open(os.path.join(fold_dir, "report.json")) as f:
-        scorer = scoring.WindowScorer(os.path.join(json.load(f)["model_uri"], "Format-Serving"))
+    scorer = scoring.WindowScorer(trained_model_dir(fold_dir))
     windows = np.stack([audio.load_clip(c.path) for c in eval_clips(data_root, fold, folds)])
     clips = np.concatenate([scorer.frames(windows[i : i + counting.SCORE_BATCH])
                             for i in range(0, len(windows), counting.SCORE_BATCH)])
-    hop = int(features.HOP_SECONDS * features.SAMPLE_RATE)
-    tracks = {}
-    for name in sorted(synthetic_data.read_forest_truth(recordings)):
-        waveform = audio.load_audio(os.path.join(recordings, name))
-        starts = counting.window_starts(len(waveform), features.CLIP_SAMPLES, hop)
-        frames = counting.score_windows(waveform, starts, scorer, features.CLIP_SAMPLES)
-        tracks[name] = counting.frame_track(starts / features.SAMPLE_RATE, frames)[1]
+    tracks = {name: counting.frame_track(starts_s, frames)[1]
+              for name, (starts_s, frames) in planted.score_recordings(scorer, recordings).items()}
     np.savez(cache, eval_clips=clips, **tracks)
     return clips, tracks
 
