@@ -4,6 +4,7 @@
                              [--recordings-per-fold 20] [--output-dir runs/bench_kfold]
                              [--model-seeds SEED ...]  (the default model's members: an ensemble)
                              [--reuse-models]  (score and count again with the folds' trained models)
+                             [--window-by-window]  (count the way models exported before whole-recording scoring do)
 
 For each fold k, `runners/local_runner.py --fold k N` ingests with the source groups (XC<id> / sound
 name) of fold k as eval and the rest as train and runs the whole TFX pipeline in a fresh output dir.
@@ -84,9 +85,10 @@ def planted_recordings(data_root: str, clips, out_dir: str, count: int, seed: in
     return out_dir
 
 
-def count_planted(model_dir: str, recordings: str, out_dir: str, threshold: float, hop: float) -> dict:
+def count_planted(model_dir: str, recordings: str, out_dir: str, threshold: float, hop: float,
+                  whole_recordings: bool = True) -> dict:
     summary = counting.run_counting(model_dir, os.path.join(recordings, "*.mp3"), out_dir, threshold=threshold,
-                                    hop_seconds=hop)
+                                    hop_seconds=hop, whole_recordings=whole_recordings)
     results = counting.load_parts(out_dir)
     counts = {os.path.basename(r): v["calls"] or 0 for r, v in results.items()}
     detections = {os.path.basename(r): [(s, e) for s, e, _ in v["detections"]] for r, v in results.items()}
@@ -118,7 +120,8 @@ def run_fold(args, architecture: str, fold: int) -> dict:
         count_threshold, hop = chosen, features.HOP_SECONDS
     recordings = planted_recordings(args.data_root, clips, os.path.join(args.output_dir, "planted", f"fold{fold}"),
                                     args.recordings_per_fold, seed=100 + fold)
-    counted = count_planted(model_dir, recordings, os.path.join(fold_dir, "planted_counts"), count_threshold, hop)
+    counted = count_planted(model_dir, recordings, os.path.join(fold_dir, "planted_counts"), count_threshold, hop,
+                            whole_recordings=not args.window_by_window)
     return {
         "fold": fold, "eval_calls": int(labels.sum()), "eval_others": int((1 - labels).sum()),
         "threshold": chosen, "recall": recall, "precision": precision, "f1": f1, "ap": average_precision(labels, scores),
@@ -177,6 +180,8 @@ def main():
     parser.add_argument("--model-seeds", type=int, nargs="+", help="the default model's members, one per seed")
     parser.add_argument("--reuse-models", action="store_true",
                         help="folds already trained in OUTPUT_DIR keep their models: only scoring and counting run again")
+    parser.add_argument("--window-by-window", action="store_true",
+                        help="count with the networks run on every window (runners/count_calls.py --window-by-window)")
     args = parser.parse_args()
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores. Data: {os.path.abspath(args.data_root)}; "
           f"{args.folds} folds by source group.\n", flush=True)

@@ -8,6 +8,7 @@ Each method runs in its own process (so peak memory is its own), over the same r
   decode-only      the floor: our loader (soundfile + streamed soxr), one file after another, one thread
   decode-only:N    the same loader on N threads
   counting         runners/count_calls.py as users run it (DirectRunner, one thread per core)
+  counting:windows the same with the networks run on every window (--window-by-window)
   counting:hop3    the same with 3 s windows without overlap (--hop-seconds 3)
   counting:in_memory, counting:processes:N   other DirectRunner modes
   tutorial         the tutorial's method: tfio decode + tfio resample, 3 s non-overlapping windows,
@@ -125,7 +126,8 @@ def child(method: str, args: argparse.Namespace) -> None:
     elif name == "tutorial":
         result = _tutorial(args.recordings, args.seed_model)
     else:
-        extra = {"": [], "hop3": ["--hop-seconds", "3"], "in_memory": ["--direct_running_mode=in_memory"]}.get(option)
+        extra = {"": [], "hop3": ["--hop-seconds", "3"], "windows": ["--window-by-window"],
+                 "in_memory": ["--direct_running_mode=in_memory"]}.get(option)
         if option.startswith("processes"):
             extra = ["--direct_running_mode=multi_processing", f"--direct_num_workers={option.split(':')[1]}"]
         result = _counting(args.recordings, args.model, extra)
@@ -140,7 +142,7 @@ def main():
     parser.add_argument("--model", required=True, help="pushed default model (or serving_model folder)")
     parser.add_argument("--seed-model", help="the seed model, for the tutorial's method")
     parser.add_argument("--methods", nargs="+",
-                        default=["decode-only", "decode-only:2", "counting", "counting:hop3", "tutorial"])
+                        default=["decode-only", "decode-only:2", "counting", "counting:windows", "counting:hop3", "tutorial"])
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:

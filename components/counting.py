@@ -1,10 +1,14 @@
 """Counting calls in recordings: window, score with the pushed model, turn the scores into calls.
 
-Windows of 3 s every `hop` seconds are scored in batches. The default model scores each 40 ms frame of
-a window; every moment of the recording takes its score from the window it sits most central in, and a
+Windows of 3 s every `hop` seconds are cut from each recording. The default model scores each 40 ms
+frame; every moment of the recording takes its score from the window it sits most central in, and a
 call is a run of frames at or above the threshold (runs less than CALL_GAP_SECONDS apart joined, runs
-shorter than MIN_CALL_SECONDS dropped). A model with one score per window (the tutorial's) counts the
-tutorial's way: each run of consecutive windows at or above the threshold is one call.
+shorter than MIN_CALL_SECONDS dropped). Models exported since whole-recording scoring get there in half
+the network time: the windows' spectrograms (each with its own band medians removed, as in training)
+are stitched into one spectrogram of the recording, and the networks run once over it
+(`recording_track`) instead of once per overlapping window (`score_windows` + `frame_track`, still
+used for older models and with `whole_recordings=False`). A model with one score per window (the
+tutorial's) counts the tutorial's way: each run of consecutive windows at or above the threshold is one call.
 
 The pure parts (windows, merging, output tables) are plain functions; `CountCalls` is the composite Beam
 transform (decode and chunk each recording, score the chunks, merge each recording's scores into calls)
@@ -44,6 +48,12 @@ PARTS_DIR = "parts"
 PLOTS_DIR = "plots"
 CHUNKS_TAG = "chunks"
 SCORE_BATCH = 64  # windows per model call: ~12 MB of audio, whatever the recording's length
+# Whole-recording scoring runs the networks over pieces of the stitched spectrogram of about 41 s, each
+# with 1.28 s of context on either side. The networks see about 0.8 s each way (3x3 convolutions
+# pooled by 4 in time, then dilated convolutions over +-16 model frames), so the pieces join exactly.
+PIECE_FRAMES = 4096
+PIECE_MARGIN_FRAMES = 128
+SEQUENCE_BATCH = 4  # pieces per model call: ~50 MB of the first convolution's output
 _log = logging.getLogger("capuchin.counting")
 # Below this RMS (about -80 dBFS) a recording holds nothing to hear: counted as 0 without scoring.
 SILENCE_RMS = 1e-4
@@ -57,6 +67,8 @@ class CountingConfig:
     # Windows per chunk: 7 x 64 = 448 windows, about 11 minutes at a 1.5 s hop. Longer recordings are
     # scored in several chunks, in parallel where there are workers.
     chunk_windows: int = 7 * SCORE_BATCH
+    # Score whole recordings where the model can (see the module's docstring); False: window by window.
+    whole_recordings: bool = True
 
     @property
     def hop_samples(self) -> int:
@@ -65,6 +77,13 @@ class CountingConfig:
     @property
     def window_samples(self) -> int:
         return int(round(self.window_seconds * features.SAMPLE_RATE))
+
+    def stitches(self, scorer) -> bool:
+        """Whether recordings are scored whole: the model can, every hop starts a spectrogram frame, and
+        neighbouring windows' spectrograms overlap (3 s windows every 3 s leave 3 frames between them)."""
+        hop_frames, remainder = divmod(self.hop_samples, features.MEL_FRAME_STEP)
+        return (self.whole_recordings and scorer.scores_sequences and remainder == 0
+                and self.window_samples == features.CLIP_SAMPLES and hop_frames < features.MEL_FRAMES)
 
 
 def list_recordings(source: str) -> List[str]:
@@ -124,6 +143,87 @@ def frame_track(starts_s: np.ndarray, frame_scores: np.ndarray) -> Tuple[np.ndar
         track[window_slots[better]] = scores[better]
         closest[window_slots[better]] = from_centre[better]
     return np.arange(length) * step, track
+
+
+def stitch_spectrograms(first_frames: np.ndarray, spectrograms: np.ndarray) -> np.ndarray:
+    """One spectrogram of a whole recording from its windows' spectrograms.
+
+    Each window's spectrogram has that window's band medians removed, as in training. Where two windows
+    overlap, the stitched frames fade linearly from the one to the other: overlapping windows hold the
+    same log-mel frames, so this is each frame with band medians that glide from window to window.
+    (Taking each frame from one window instead leaves steps at the joins, where the networks missed
+    quiet calls: 5 more of fold 0's 79 planted calls in bench/accuracy.py.)
+
+    Args:
+      first_frames: int[windows], increasing: the spectrogram frame each window starts at, counted from
+        the first window's start.
+      spectrograms: float32[windows, frames, bands].
+
+    Returns:
+      float32[first_frames[-1] + frames, bands].
+    """
+    windows, frames, bands = spectrograms.shape
+    centres = first_frames + frames // 2
+    # Window k fades into window k+1 over fade_starts[k]..fade_ends[k], inside both and between their centres.
+    fade_starts = np.maximum(centres[:-1], first_frames[1:])
+    fade_ends = np.minimum(centres[1:], first_frames[:-1] + frames)
+    stitched = np.zeros((first_frames[-1] + frames, bands), dtype=np.float32)
+    for k in range(windows):
+        begin = first_frames[0] if k == 0 else fade_starts[k - 1]
+        end = len(stitched) if k == windows - 1 else fade_ends[k]
+        weights = np.ones(end - begin, dtype=np.float32)
+        if k > 0:  # fading in
+            fade = fade_ends[k - 1] - fade_starts[k - 1]
+            weights[:fade] = np.arange(fade) / fade
+        if k < windows - 1:  # fading out
+            fade = fade_ends[k] - fade_starts[k]
+            weights[fade_starts[k] - begin :] = 1 - np.arange(fade) / fade
+        stitched[begin:end] += weights[:, None] * spectrograms[k, begin - first_frames[k] : end - first_frames[k]]
+    return stitched
+
+
+def sequence_scores(spectrogram: np.ndarray, scorer, piece_frames: int = PIECE_FRAMES) -> np.ndarray:
+    """Frame probabilities float32[frames // 4] of a spectrogram [frames, bands] of any length.
+
+    The networks run over pieces that each give `piece_frames` frames of scores and see
+    PIECE_MARGIN_FRAMES more on either side; at the recording's ends a piece slides inward instead, so
+    the ends are the sequence's own, as a window's are in training. All pieces have one shape (a
+    recording shorter than a piece is one piece of its own length): TensorFlow prepares each new input
+    shape afresh.
+    """
+    pool, margin = features.MODEL_FRAME_POOLING, PIECE_MARGIN_FRAMES
+    if len(spectrogram) <= piece_frames + 2 * margin:  # one piece: all of it, as a window is scored
+        return scorer.sequence_frames(spectrogram[None])[0]
+    usable = len(spectrogram) // pool * pool  # the last 1-3 frames (up to 30 ms) make no model frame
+    length = piece_frames + 2 * margin  # every piece's input
+    cores = [(begin, min(begin + piece_frames, usable)) for begin in range(0, usable, piece_frames)]
+    firsts = [min(max(begin - margin, 0), usable - length) for begin, _ in cores]
+    scores = []
+    for group in range(0, len(cores), SEQUENCE_BATCH):
+        inputs = np.stack([spectrogram[first : first + length] for first in firsts[group : group + SEQUENCE_BATCH]])
+        probabilities = scorer.sequence_frames(inputs)  # [pieces, length // 4]
+        for (begin, end), first, piece in zip(cores[group:], firsts[group:], probabilities):
+            scores.append(piece[(begin - first) // pool : (end - first) // pool])
+    return np.concatenate(scores) if scores else np.zeros(0, dtype=np.float32)
+
+
+def recording_track(waveform: np.ndarray, starts: np.ndarray, scorer, offset: int = 0,
+                    piece_frames: int = PIECE_FRAMES) -> Tuple[np.ndarray, np.ndarray]:
+    """(frame start times in s, scores) of a recording, or of a chunk of one that begins at sample
+    `offset`, scored whole: the windows at `starts` (samples of `waveform`) give their spectrograms,
+    stitched into one, and the networks run over that once. Frames fall on the recording's 40 ms grid.
+    """
+    windows = np.lib.stride_tricks.sliding_window_view(waveform, features.CLIP_SAMPLES)  # no copy
+    spectrograms = np.concatenate([
+        scorer.spectrograms(np.ascontiguousarray(windows[starts[i : i + SCORE_BATCH]]))
+        for i in range(0, len(starts), SCORE_BATCH)
+    ])  # [windows, 297, bands]
+    first_frames = np.round((np.asarray(starts) + offset) / features.MEL_FRAME_STEP).astype(np.int64)
+    stitched = stitch_spectrograms(first_frames - first_frames[0], spectrograms)
+    skip = -first_frames[0] % features.MODEL_FRAME_POOLING  # onto the recording's model-frame grid
+    scores = sequence_scores(stitched[skip:], scorer, piece_frames)
+    first = first_frames[0] + skip + features.MODEL_FRAME_POOLING * np.arange(len(scores))
+    return first * features.MEL_FRAME_STEP / features.SAMPLE_RATE, scores
 
 
 def frame_calls(times: np.ndarray, scores: np.ndarray, threshold: float,
@@ -195,19 +295,25 @@ def _write_json_atomically(path: str, payload: Dict) -> None:
 
 @dataclasses.dataclass
 class Chunk:
-    """A run of consecutive windows of one recording and the samples they cover.
+    """A run of consecutive windows of one recording (its own) and the samples they cover, with one
+    window more on each side where the recording has one, as context.
 
-    Chunks of a recording overlap by a window minus a hop, so every window is scored from exactly the
-    samples it would have unsplit; they hold a multiple of SCORE_BATCH windows, so even the batches
-    the model sees are the same. Splitting therefore cannot change a score, a call or a count.
+    Scored window by window, a chunk scores its own windows, each from exactly the samples it would have
+    unsplit, in the same batches (a multiple of SCORE_BATCH windows per chunk). Scored whole, it gives
+    the frame scores of the stretch between the midpoints of its first own window and the one before and
+    of its last own window and the one after; the context window on each side is 1.5 s, more than the
+    networks see. Splitting therefore does not change a score, a call or a count.
     """
 
     recording: str
-    first_window: int  # index of the chunk's first window in the whole recording
+    first_window: int  # index of the chunk's first own window in the whole recording
     offset: int  # sample of the recording where `samples` begins
-    starts: np.ndarray  # window starts, in samples of the recording
+    starts: np.ndarray  # window starts, in samples of the recording, context windows included
+    own: Tuple[int, int]  # the own windows: starts[own[0]:own[1]]
     samples: np.ndarray
     seconds: float  # length of the whole recording
+    keep_from_s: float = -np.inf  # the stretch whose frame scores this chunk gives, by frame centre
+    keep_to_s: float = np.inf
 
 
 class DecodeAndCountFn(beam.DoFn):
@@ -242,18 +348,32 @@ class DecodeAndCountFn(beam.DoFn):
             starts = starts[:0]  # silence: nothing to count, nothing to score
         step = self._config.chunk_windows
         if len(starts) <= step:
-            (_, scored), = self._score.process((recording, Chunk(recording, 0, 0, starts, waveform, seconds)))
+            whole = Chunk(recording, 0, 0, starts, (0, len(starts)), waveform, seconds)
+            (_, scored), = self._score.process((recording, whole))
             yield _merge_and_save(recording, [scored], self._config, self._output_dir, self._progress, self._plots)
             return
+        window = self._config.window_samples
+        # Where one chunk's stretch ends and the next one's begins: midway between two windows' centres.
+        boundaries_s = ((starts[:-1] + starts[1:]) / 2 + window / 2) / features.SAMPLE_RATE
         for first in range(0, len(starts), step):
-            chunk_starts = starts[first : first + step]
-            begin, end = int(chunk_starts[0]), int(chunk_starts[-1]) + self._config.window_samples
-            chunk = Chunk(recording, first, begin, chunk_starts, waveform[begin:end].copy(), seconds)
+            last = min(first + step, len(starts))  # own windows: first..last-1
+            lo, hi = max(first - 1, 0), min(last + 1, len(starts))  # with the context windows
+            begin, end = int(starts[lo]), int(starts[hi - 1]) + window
+            chunk = Chunk(recording, first, begin, starts[lo:hi], (first - lo, last - lo), waveform[begin:end].copy(),
+                          seconds, keep_from_s=boundaries_s[first - 1] if first else -np.inf,
+                          keep_to_s=boundaries_s[last - 1] if last < len(starts) else np.inf)
             yield beam.pvalue.TaggedOutput(CHUNKS_TAG, (recording, chunk))
 
 
+# What ScoreChunkFn gives for a chunk: its window starts (s) and their frame scores [windows, frames]
+# (scored window by window), or frame start times (s) and a score per frame (scored whole).
+SCORED_WINDOWS = "windows"
+SCORED_TRACK = "track"
+
+
 class ScoreChunkFn(beam.DoFn):
-    """(recording, Chunk) → (recording, (first window, window start seconds, frame scores, seconds))."""
+    """(recording, Chunk) → (recording, (first window, seconds of the recording, SCORED_WINDOWS or
+    SCORED_TRACK, times, scores))."""
 
     def __init__(self, model_dir: str, config: CountingConfig):
         self._model_dir = model_dir
@@ -264,19 +384,30 @@ class ScoreChunkFn(beam.DoFn):
         if self._scorer is None:  # loaded on first use: a step that gets no chunks loads nothing
             self._scorer = scoring.shared_scorer(self._model_dir)
         recording, chunk = keyed_chunk
-        scores = score_windows(chunk.samples, chunk.starts - chunk.offset, self._scorer, self._config.window_samples)
-        yield recording, (chunk.first_window, chunk.starts / features.SAMPLE_RATE, scores, chunk.seconds)
+        starts = chunk.starts - chunk.offset
+        if self._config.stitches(self._scorer) and len(starts):
+            times, track = recording_track(chunk.samples, starts, self._scorer, chunk.offset)
+            centres = times + features.MODEL_FRAME_SPAN_SECONDS / 2
+            keep = (centres > chunk.keep_from_s) & (centres <= chunk.keep_to_s)
+            yield recording, (chunk.first_window, chunk.seconds, SCORED_TRACK, times[keep], track[keep])
+            return
+        own = chunk.starts[chunk.own[0] : chunk.own[1]]
+        scores = score_windows(chunk.samples, own - chunk.offset, self._scorer, self._config.window_samples)
+        yield recording, (chunk.first_window, chunk.seconds, SCORED_WINDOWS, own / features.SAMPLE_RATE, scores)
 
 
 def _merge_and_save(recording: str, scored_chunks, config: CountingConfig, output_dir: str,
                     progress: "_Progress", plots: bool) -> Dict:
     """A recording's scored chunks → its calls; saved as its part file."""
     chunks = sorted(scored_chunks, key=lambda chunk: chunk[0])
-    starts_s = np.concatenate([chunk[1] for chunk in chunks])
-    scores = np.concatenate([chunk[2] for chunk in chunks])
-    detections, times, track = find_calls(starts_s, scores, config)
+    times = np.concatenate([chunk[3] for chunk in chunks])
+    scores = np.concatenate([chunk[4] for chunk in chunks])
+    if chunks[0][2] == SCORED_TRACK:
+        detections, track = frame_calls(times, scores, config.threshold), scores
+    else:
+        detections, times, track = find_calls(times, scores, config)
     result = {"recording": recording, "calls": len(detections), "detections": detections,
-              "seconds": chunks[0][3], "reason": None}
+              "seconds": chunks[0][1], "reason": None}
     if plots:
         plot_recording(recording, times, track, detections, config, output_dir)
     _write_json_atomically(_part_path(output_dir, recording), result)
@@ -441,6 +572,7 @@ def run_counting(
     beam_args: Optional[List[str]] = None,
     plots: bool = False,
     chunk_windows: int = CountingConfig.chunk_windows,
+    whole_recordings: bool = True,
 ) -> Dict:
     """Counts calls in every recording not yet done in `output_dir`, then rewrites the tables from all
     finished recordings. Re-running skips what is done; a killed run picks up where it stopped.
@@ -454,6 +586,7 @@ def run_counting(
       beam_args: Beam pipeline options; default: DirectRunner, one thread per core.
       plots: also write a PNG per recording.
       chunk_windows: windows per scoring chunk (a multiple of SCORE_BATCH); results do not depend on it.
+      whole_recordings: score each recording whole where the model can (the default), else window by window.
 
     Returns:
       The summary (also written to summary.json).
@@ -464,7 +597,8 @@ def run_counting(
         threshold = scoring.read_threshold(model_dir) or features.TUTORIAL_THRESHOLD
     if chunk_windows <= 0 or chunk_windows % SCORE_BATCH:
         raise ValueError(f"chunk_windows must be a positive multiple of {SCORE_BATCH}, got {chunk_windows}")
-    config = CountingConfig(threshold=threshold, hop_seconds=hop_seconds, chunk_windows=chunk_windows)
+    config = CountingConfig(threshold=threshold, hop_seconds=hop_seconds, chunk_windows=chunk_windows,
+                            whole_recordings=whole_recordings)
     all_recordings = list_recordings(recordings)
     parts = os.path.join(output_dir, PARTS_DIR)
     files.makedirs(parts)

@@ -62,7 +62,12 @@ PREDICTION_KEY = "probability"
 # Per-frame probabilities in the frame signature.
 FRAME_PREDICTION_KEY = "frame_probability"
 # Signature names: serialized tf.Example (Evaluator), raw 48,000-sample waveforms → window probability
-# (scoring clips) and → one probability per model frame (counting).
+# (scoring clips) and → one probability per model frame (counting window by window).
 EXAMPLE_SIGNATURE = "serving_default"
 AUDIO_SIGNATURE = "serve_audio"
 FRAMES_SIGNATURE = "serve_frames"
+# Counting a whole recording at once: waveforms → their spectrograms (the Transform graph), and a
+# spectrogram of any length → one probability per model frame (the networks, run over all of it).
+SPECTROGRAMS_SIGNATURE = "serve_spectrograms"
+SPECTROGRAM_KEY = "spectrogram"
+SEQUENCE_SIGNATURE = "serve_sequence_frames"

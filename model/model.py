@@ -56,13 +56,14 @@ def _build_frame_logits(input_shape, seed: int, name: str) -> keras.Model:
     away and dilated convolutions over time (about 1.5 s of context each way) judge whether the
     patches add up to a call: a Capuchinbird call is a 1.5-4 s harmonic stack, a crow's caw is not.
     """
-    inputs = keras.Input(shape=input_shape, name=_AUDIO_XF)  # [297, 48]
-    x = keras.layers.Reshape((*input_shape, 1))(inputs)  # [297, 48, 1]
+    # Any number of spectrogram frames: trained on windows of 297, run over whole recordings when counting.
+    inputs = keras.Input(shape=(None, input_shape[-1]), name=_AUDIO_XF)  # [297, 48]
+    x = keras.layers.Reshape((-1, input_shape[-1], 1))(inputs)  # [297, 48, 1]
     x = _conv_block(x, 16, (2, 2), "block1")  # [148, 24, 16]
     x = _conv_block(x, 32, (2, 2), "block2")  # [74, 12, 32]
     x = _conv_block(x, 64, (1, 2), "block3")  # [74, 6, 64]
     x = _conv_block(x, 64, (1, x.shape[2]), "block4")  # [74, 1, 64]
-    x = keras.layers.Reshape((x.shape[1], x.shape[3]))(x)  # [74, 64]: one vector per model frame
+    x = keras.layers.Reshape((-1, x.shape[3]))(x)  # [74, 64]: one vector per model frame
     x = keras.layers.Dropout(0.3, seed=seed)(x)
     for dilation in (1, 2, 4):
         x = keras.layers.Conv1D(64, 5, dilation_rate=dilation, padding="same", use_bias=False,
@@ -216,8 +217,27 @@ def _serving_signatures(model: keras.Model, tf_transform_output: tft.TFTransform
             frames = frame_probability({_AUDIO_XF: spectrogram})[:, :, 0]  # [batch, 74]
         return {constants.FRAME_PREDICTION_KEY: frames}
 
-    return {constants.EXAMPLE_SIGNATURE: serve_examples, constants.AUDIO_SIGNATURE: serve_audio,
-            constants.FRAMES_SIGNATURE: serve_frames}
+    signatures = {constants.EXAMPLE_SIGNATURE: serve_examples, constants.AUDIO_SIGNATURE: serve_audio,
+                  constants.FRAMES_SIGNATURE: serve_frames}
+    if frame_probability is None:
+        return signatures
+
+    # Counting (components/counting.py) runs the two halves of serve_frames apart: the spectrograms of
+    # the windows, then the networks once over the spectrogram of the whole recording stitched from them,
+    # instead of once per overlapping window.
+    @tf.function(input_signature=[audio_input])
+    def serve_spectrograms(audio):
+        return {constants.SPECTROGRAM_KEY: spectrograms({features.AUDIO_KEY: audio})}  # [batch, 297, 48]
+
+    bands = tf_transform_output.transformed_feature_spec()[_AUDIO_XF].shape[-1]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, bands], tf.float32, name=constants.SPECTROGRAM_KEY)])
+    def serve_sequence_frames(spectrogram):  # [batch, frames, 48] → [batch, frames // 4]
+        return {constants.FRAME_PREDICTION_KEY: frame_probability({_AUDIO_XF: spectrogram})[:, :, 0]}
+
+    signatures.update({constants.SPECTROGRAMS_SIGNATURE: serve_spectrograms,
+                       constants.SEQUENCE_SIGNATURE: serve_sequence_frames})
+    return signatures
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:

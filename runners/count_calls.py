@@ -1,7 +1,7 @@
 """Counts Capuchinbird calls in every recording of a folder (recursive) or glob, with a pushed model.
 
     python runners/count_calls.py --model runs/local/serving_model --recordings DIR_OR_GLOB --output-dir OUT
-        [--threshold T] [--hop-seconds H] [--plots] [Beam args, e.g. --runner DataflowRunner ...]
+        [--threshold T] [--hop-seconds H] [--plots] [--window-by-window] [Beam args, e.g. --runner DataflowRunner ...]
 
 Writes OUT/counts.csv (recording,capuchin_calls), detections.csv, selections.txt (Raven), failures.csv
 and summary.json. Re-running into the same OUT skips finished recordings; a killed run resumes.
@@ -28,6 +28,9 @@ def run(argv=None) -> dict:
     parser.add_argument("--hop-seconds", type=float, default=features.HOP_SECONDS,
                         help=f"step between 3 s windows (default {features.HOP_SECONDS}; 3 = the tutorial's)")
     parser.add_argument("--plots", action="store_true", help="a PNG per recording: scores and calls over time")
+    parser.add_argument("--window-by-window", action="store_true",
+                        help="run the networks on every window, not once over each whole recording "
+                             "(slower; how models exported before whole-recording scoring count)")
     parser.add_argument("--validate-only", action="store_true",
                         help="check the Beam options (Dataflow: offline, no submission) and stop")
     args, beam_args = parser.parse_known_args(argv)
@@ -40,7 +43,8 @@ def run(argv=None) -> dict:
         print(f"Valid Beam args: {' '.join(beam_args) or '(DirectRunner defaults)'}")
         return {"beam_args": beam_args}
     summary = counting.run_counting(
-        args.model, args.recordings, args.output_dir, args.threshold, args.hop_seconds, beam_args, args.plots
+        args.model, args.recordings, args.output_dir, args.threshold, args.hop_seconds, beam_args, args.plots,
+        whole_recordings=not args.window_by_window,
     )
     print(summary_line(summary, args.output_dir))
     return summary

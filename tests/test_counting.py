@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from components import counting, dataset, synthetic_data
+from components import audio, counting, dataset, synthetic_data
 from model import features
 from pipeline import metadata
 from runners import count_calls
@@ -80,6 +80,34 @@ def test_each_moment_takes_its_score_from_the_window_it_is_most_central_in():
     # The windows overlap from 1.5 s to 3 s; the centres are 1.5 s and 3 s, so the switch is at ~2.25 s.
     np.testing.assert_allclose(track[times < 2.2], 0.1)
     np.testing.assert_allclose(track[times > 2.3], 0.9)
+
+
+def test_a_stitched_spectrogram_fades_from_window_to_window_where_they_overlap():
+    frames, bands = features.MEL_FRAMES, 2
+    first_frames = np.array([0, 150, 300, 340])  # 1.5 s apart; the last one flush with the end
+    spectrograms = np.zeros((4, frames, bands), np.float32)
+    spectrograms[:, :, 0] = np.arange(4)[:, None]  # each window's own level (its band medians)
+    spectrograms[:, :, 1] = first_frames[:, None] + np.arange(frames)  # the moment each frame shows
+
+    stitched = counting.stitch_spectrograms(first_frames, spectrograms)
+
+    assert stitched.shape == (340 + frames, bands)
+    # The weights add up to one everywhere, and every frame shows the same moment in every window.
+    np.testing.assert_allclose(stitched[:, 1], np.arange(len(stitched)), rtol=1e-6)
+    level = stitched[:, 0]
+    assert np.all(level[:151] == 0) and level[297] == 1 and level[-1] == 3  # one window alone
+    assert level[223] == pytest.approx(0.5, abs=0.01)  # halfway through the overlap of windows 0 and 1
+    assert np.all(np.diff(level) >= 0) and np.all(np.diff(level) < 0.05)  # no steps
+
+
+def test_recordings_are_scored_whole_only_where_the_windows_spectrograms_overlap():
+    class FrameModel:  # what CountingConfig asks of a scorer: can it score spectrograms of any length
+        scores_sequences = True
+
+    assert counting.CountingConfig(0.5).stitches(FrameModel())
+    assert not counting.CountingConfig(0.5, whole_recordings=False).stitches(FrameModel())
+    assert not counting.CountingConfig(0.5, hop_seconds=3.0).stitches(FrameModel())  # 3 frames between windows
+    assert not counting.CountingConfig(0.5, hop_seconds=1.2345).stitches(FrameModel())  # not on the 10 ms grid
 
 
 def test_recordings_are_listed_from_a_folder_or_a_glob(tmp_path):
@@ -202,7 +230,36 @@ def test_local_runs_use_every_core_unless_beam_args_say_otherwise():
     assert counting.with_local_parallelism(chosen) == chosen
 
 
-def test_a_long_recording_split_into_chunks_gives_the_same_detections_as_unsplit(trained_pipeline, tmp_path):
+def test_a_recording_scored_whole_matches_its_windows_where_they_see_the_same(trained_pipeline):
+    from components import scoring
+
+    data_root, _, _, _ = trained_pipeline
+    scorer = scoring.WindowScorer(_model(trained_pipeline))
+    assert scorer.scores_sequences
+    waveform = audio.load_audio(os.path.join(data_root, dataset.FOREST_DIR, "recording_00.mp3"))
+    window, hop = features.CLIP_SAMPLES, features.CLIP_SAMPLES // 2
+
+    # One window: the same frames as the window signature (to float rounding).
+    one = waveform[:window]
+    times, scores = counting.recording_track(one, np.array([0]), scorer)
+    np.testing.assert_allclose(scores, scorer.frames(one[None])[0], atol=1e-4)
+    np.testing.assert_allclose(times, np.arange(features.MODEL_FRAMES) * features.MODEL_FRAME_STEP_SECONDS)
+
+    # A whole recording: on the same 40 ms grid as the window-by-window track, and the pieces the
+    # networks run over join exactly, however long they are.
+    starts = counting.window_starts(len(waveform), window, hop)
+    times, scores = counting.recording_track(waveform, starts, scorer)
+    window_times, _ = counting.frame_track(starts / RATE, counting.score_windows(waveform, starts, scorer, window))
+    spectrogram_frames = (len(waveform) - features.MEL_FRAME_LENGTH) // features.MEL_FRAME_STEP + 1
+    assert len(times) == spectrogram_frames // features.MODEL_FRAME_POOLING  # the whole recording
+    np.testing.assert_allclose(times, window_times[: len(times)], atol=1e-9)
+    _, in_small_pieces = counting.recording_track(waveform, starts, scorer, piece_frames=512)
+    np.testing.assert_allclose(in_small_pieces, scores, atol=1e-5)
+
+
+@pytest.mark.parametrize("whole_recordings", [True, False], ids=["whole", "window-by-window"])
+def test_a_long_recording_split_into_chunks_gives_the_same_detections_as_unsplit(trained_pipeline, tmp_path,
+                                                                                 whole_recordings):
     data_root, _, _, _ = trained_pipeline
     forest = os.path.join(data_root, dataset.FOREST_DIR)
     joined = np.concatenate([sf.read(os.path.join(forest, name), dtype="float32")[0]
@@ -212,8 +269,9 @@ def test_a_long_recording_split_into_chunks_gives_the_same_detections_as_unsplit
     sf.write(str(folder / "joined.flac"), joined, 48_000)
     model = _model(trained_pipeline)
 
-    whole = counting.run_counting(model, str(folder), str(tmp_path / "whole"))
-    split = counting.run_counting(model, str(folder), str(tmp_path / "split"), chunk_windows=counting.SCORE_BATCH)
+    whole = counting.run_counting(model, str(folder), str(tmp_path / "whole"), whole_recordings=whole_recordings)
+    split = counting.run_counting(model, str(folder), str(tmp_path / "split"), chunk_windows=counting.SCORE_BATCH,
+                                  whole_recordings=whole_recordings)
 
     detections = [_read(os.path.join(tmp_path / name, counting.DETECTIONS_CSV)) for name in ("whole", "split")]
     assert detections[0] == detections[1]

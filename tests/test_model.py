@@ -53,6 +53,9 @@ def test_default_model_is_far_smaller_scores_every_frame_and_a_window_by_its_bes
     assert probabilities.shape == (4, 1) and np.all((probabilities > 0) & (probabilities < 1))
     assert frames.shape == (4, features.MODEL_FRAMES, 1)
     np.testing.assert_allclose(probabilities[:, 0], frames[:, :, 0].max(axis=1), rtol=1e-6)
+    # Any length: a whole recording's spectrogram gets one probability per 4 frames.
+    assert default.frame_probability.predict(np.concatenate(list(spectrograms))[None], verbose=0).shape == (
+        1, 4 * features.MEL_FRAMES // features.MODEL_FRAME_POOLING, 1)
 
 
 def test_an_ensemble_averages_its_members_frame_probabilities():
