@@ -30,7 +30,7 @@ import logging
 import os
 import threading
 import time
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -365,15 +365,20 @@ class DecodeAndCountFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(CHUNKS_TAG, (recording, chunk))
 
 
-# What ScoreChunkFn gives for a chunk: its window starts (s) and their frame scores [windows, frames]
-# (scored window by window), or frame start times (s) and a score per frame (scored whole).
-SCORED_WINDOWS = "windows"
-SCORED_TRACK = "track"
+class ScoredChunk(NamedTuple):
+    """What ScoreChunkFn gives for a chunk. Scored whole: the start times (s) of the frames of the chunk's
+    stretch and a score per frame. Window by window: its own windows' start times (s) and their frame
+    scores [windows, frames]."""
+
+    first_window: int
+    seconds: float  # length of the whole recording
+    whole: bool
+    times: np.ndarray
+    scores: np.ndarray
 
 
 class ScoreChunkFn(beam.DoFn):
-    """(recording, Chunk) → (recording, (first window, seconds of the recording, SCORED_WINDOWS or
-    SCORED_TRACK, times, scores))."""
+    """(recording, Chunk) → (recording, ScoredChunk)."""
 
     def __init__(self, model_dir: str, config: CountingConfig):
         self._model_dir = model_dir
@@ -389,25 +394,25 @@ class ScoreChunkFn(beam.DoFn):
             times, track = recording_track(chunk.samples, starts, self._scorer, chunk.offset)
             centres = times + features.MODEL_FRAME_SPAN_SECONDS / 2
             keep = (centres > chunk.keep_from_s) & (centres <= chunk.keep_to_s)
-            yield recording, (chunk.first_window, chunk.seconds, SCORED_TRACK, times[keep], track[keep])
+            yield recording, ScoredChunk(chunk.first_window, chunk.seconds, True, times[keep], track[keep])
             return
         own = chunk.starts[chunk.own[0] : chunk.own[1]]
         scores = score_windows(chunk.samples, own - chunk.offset, self._scorer, self._config.window_samples)
-        yield recording, (chunk.first_window, chunk.seconds, SCORED_WINDOWS, own / features.SAMPLE_RATE, scores)
+        yield recording, ScoredChunk(chunk.first_window, chunk.seconds, False, own / features.SAMPLE_RATE, scores)
 
 
 def _merge_and_save(recording: str, scored_chunks, config: CountingConfig, output_dir: str,
                     progress: "_Progress", plots: bool) -> Dict:
     """A recording's scored chunks → its calls; saved as its part file."""
-    chunks = sorted(scored_chunks, key=lambda chunk: chunk[0])
-    times = np.concatenate([chunk[3] for chunk in chunks])
-    scores = np.concatenate([chunk[4] for chunk in chunks])
-    if chunks[0][2] == SCORED_TRACK:
+    chunks = sorted(scored_chunks, key=lambda chunk: chunk.first_window)
+    times = np.concatenate([chunk.times for chunk in chunks])
+    scores = np.concatenate([chunk.scores for chunk in chunks])
+    if chunks[0].whole:
         detections, track = frame_calls(times, scores, config.threshold), scores
     else:
         detections, times, track = find_calls(times, scores, config)
     result = {"recording": recording, "calls": len(detections), "detections": detections,
-              "seconds": chunks[0][1], "reason": None}
+              "seconds": chunks[0].seconds, "reason": None}
     if plots:
         plot_recording(recording, times, track, detections, config, output_dir)
     _write_json_atomically(_part_path(output_dir, recording), result)
