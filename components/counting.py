@@ -110,16 +110,22 @@ def window_starts(num_samples: int, window: int, hop: int) -> np.ndarray:
     return starts
 
 
-def score_windows(waveform: np.ndarray, starts: np.ndarray, scorer, window: int) -> np.ndarray:
-    """Frame scores [windows, frames] of the windows starting at `starts` (samples), through
-    `scorer.frames`. Windows are views, copied SCORE_BATCH at a time."""
-    if len(starts) == 0:
-        return np.zeros((0, 1), dtype=np.float32)
+def _through_in_batches(signature, waveform: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
+    """`signature` (a scorer method) of the windows starting at `starts` (samples), concatenated.
+    Windows are views, copied SCORE_BATCH at a time."""
     windows = np.lib.stride_tricks.sliding_window_view(waveform, window)  # no copy
     return np.concatenate([
-        scorer.frames(np.ascontiguousarray(windows[starts[i : i + SCORE_BATCH]]))
+        signature(np.ascontiguousarray(windows[starts[i : i + SCORE_BATCH]]))
         for i in range(0, len(starts), SCORE_BATCH)
     ])
+
+
+def score_windows(waveform: np.ndarray, starts: np.ndarray, scorer, window: int) -> np.ndarray:
+    """Frame scores [windows, frames] of the windows starting at `starts` (samples), through
+    `scorer.frames`."""
+    if len(starts) == 0:
+        return np.zeros((0, 1), dtype=np.float32)
+    return _through_in_batches(scorer.frames, waveform, starts, window)
 
 
 def frame_track(starts_s: np.ndarray, frame_scores: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -204,7 +210,7 @@ def sequence_scores(spectrogram: np.ndarray, scorer, piece_frames: int = PIECE_F
         probabilities = scorer.sequence_frames(inputs)  # [pieces, length // 4]
         for (begin, end), first, piece in zip(cores[group:], firsts[group:], probabilities):
             scores.append(piece[(begin - first) // pool : (end - first) // pool])
-    return np.concatenate(scores) if scores else np.zeros(0, dtype=np.float32)
+    return np.concatenate(scores)
 
 
 def recording_track(waveform: np.ndarray, starts: np.ndarray, scorer, offset: int = 0,
@@ -213,11 +219,8 @@ def recording_track(waveform: np.ndarray, starts: np.ndarray, scorer, offset: in
     `offset`, scored whole: the windows at `starts` (samples of `waveform`) give their spectrograms,
     stitched into one, and the networks run over that once. Frames fall on the recording's 40 ms grid.
     """
-    windows = np.lib.stride_tricks.sliding_window_view(waveform, features.CLIP_SAMPLES)  # no copy
-    spectrograms = np.concatenate([
-        scorer.spectrograms(np.ascontiguousarray(windows[starts[i : i + SCORE_BATCH]]))
-        for i in range(0, len(starts), SCORE_BATCH)
-    ])  # [windows, 297, bands]
+    # [windows, 297, bands]
+    spectrograms = _through_in_batches(scorer.spectrograms, waveform, starts, features.CLIP_SAMPLES)
     first_frames = np.round((np.asarray(starts) + offset) / features.MEL_FRAME_STEP).astype(np.int64)
     stitched = stitch_spectrograms(first_frames - first_frames[0], spectrograms)
     skip = -first_frames[0] % features.MODEL_FRAME_POOLING  # onto the recording's model-frame grid

@@ -122,7 +122,7 @@ class WindowScorer:
 
     def sequence_frames(self, spectrograms: np.ndarray) -> np.ndarray:
         """float32[n, frames, bands] spectrograms of any length → float32[n, frames // 4] frame probabilities."""
-        return self._session.run(self._sequence_output, {self._sequence_input: spectrograms.astype(np.float32)})
+        return self._session.run(self._sequence_output, {self._sequence_input: spectrograms.astype(np.float32, copy=False)})
 
     @staticmethod
     def _checked(windows: np.ndarray) -> np.ndarray:
