@@ -34,7 +34,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from components import audio, files, scoring
 from model import features
@@ -48,12 +48,16 @@ PARTS_DIR = "parts"
 PLOTS_DIR = "plots"
 CHUNKS_TAG = "chunks"
 SCORE_BATCH = 64  # windows per model call: ~12 MB of audio, whatever the recording's length
-# Whole-recording scoring runs the networks over pieces of the stitched spectrogram of about 41 s, each
-# with 1.28 s of context on either side. The networks see about 0.8 s each way (3x3 convolutions
-# pooled by 4 in time, then dilated convolutions over +-16 model frames), so the pieces join exactly.
-PIECE_FRAMES = 4096
+# Whole-recording scoring runs the networks over the stitched spectrogram in pieces of at most ~3 min
+# (a typical field recording is one piece), each with 1.28 s of context on either side; one piece per
+# model call holds ~60 MB of the first convolution's output. The networks see about 0.8 s each way
+# (3x3 convolutions pooled by 4 in time, then dilated convolutions over +-16 model frames), so the
+# pieces join exactly.
+PIECE_FRAMES = 18_432
 PIECE_MARGIN_FRAMES = 128
-SEQUENCE_BATCH = 4  # pieces per model call: ~50 MB of the first convolution's output
+# A long recording's pieces are of equal length, rounded up to this many frames, so that recordings of
+# about the same length give pieces of the same shape (TensorFlow prepares each new shape afresh).
+PIECE_ROUNDING_FRAMES = 64
 _log = logging.getLogger("capuchin.counting")
 # Below this RMS (about -80 dBFS) a recording holds nothing to hear: counted as 0 without scoring.
 SILENCE_RMS = 1e-4
@@ -191,25 +195,27 @@ def stitch_spectrograms(first_frames: np.ndarray, spectrograms: np.ndarray) -> n
 def sequence_scores(spectrogram: np.ndarray, scorer, piece_frames: int = PIECE_FRAMES) -> np.ndarray:
     """Frame probabilities float32[frames // 4] of a spectrogram [frames, bands] of any length.
 
-    The networks run over pieces that each give `piece_frames` frames of scores and see
-    PIECE_MARGIN_FRAMES more on either side; at the recording's ends a piece slides inward instead, so
-    the ends are the sequence's own, as a window's are in training. All pieces have one shape (a
-    recording shorter than a piece is one piece of its own length): TensorFlow prepares each new input
-    shape afresh.
+    A spectrogram of up to `piece_frames` frames (plus the margins) is scored in one go, as a window is.
+    A longer one is cut into the fewest pieces of equal length that each give at most `piece_frames`
+    frames of scores, and see PIECE_MARGIN_FRAMES more on either side; at the ends a piece slides
+    inward instead, so the ends are the sequence's own, as a window's are in training. (Equal pieces:
+    fixed ones of 4096 frames ran the networks over 21% more frames than a 3-minute recording holds.)
     """
     pool, margin = features.MODEL_FRAME_POOLING, PIECE_MARGIN_FRAMES
-    if len(spectrogram) <= piece_frames + 2 * margin:  # one piece: all of it, as a window is scored
+    if len(spectrogram) <= piece_frames + 2 * margin:
         return scorer.sequence_frames(spectrogram[None])[0]
     usable = len(spectrogram) // pool * pool  # the last 1-3 frames (up to 30 ms) make no model frame
-    length = piece_frames + 2 * margin  # every piece's input
-    cores = [(begin, min(begin + piece_frames, usable)) for begin in range(0, usable, piece_frames)]
-    firsts = [min(max(begin - margin, 0), usable - length) for begin, _ in cores]
+    pieces = -(-usable // piece_frames)
+    core = -(-usable // (pieces * PIECE_ROUNDING_FRAMES)) * PIECE_ROUNDING_FRAMES  # a multiple of the pooling
+    length = core + 2 * margin  # every piece's input
     scores = []
-    for group in range(0, len(cores), SEQUENCE_BATCH):
-        inputs = np.stack([spectrogram[first : first + length] for first in firsts[group : group + SEQUENCE_BATCH]])
-        probabilities = scorer.sequence_frames(inputs)  # [pieces, length // 4]
-        for (begin, end), first, piece in zip(cores[group:], firsts[group:], probabilities):
-            scores.append(piece[(begin - first) // pool : (end - first) // pool])
+    for begin in range(0, usable, core):
+        end = min(begin + core, usable)
+        first = min(max(begin - margin, 0), usable - length)
+        # The last piece also sees the frames that make no model frame, as the one piece would.
+        stop = first + length if end < usable else len(spectrogram)
+        probabilities = scorer.sequence_frames(spectrogram[None, first:stop])[0]  # [length // 4]
+        scores.append(probabilities[(begin - first) // pool : (end - first) // pool])
     return np.concatenate(scores)
 
 
@@ -380,6 +386,32 @@ class ScoredChunk(NamedTuple):
     scores: np.ndarray
 
 
+# Models whose counting signatures this process has run once (see ready_scorer).
+_warm_lock = threading.Lock()
+_warm_scorers = set()
+
+
+def ready_scorer(model_dir: str, config: CountingConfig) -> scoring.WindowScorer:
+    """The process's shared scorer of `model_dir`, with the signatures `config` counts with already
+    run once, on silence, in the batch shapes counting uses.
+
+    The first call of a signature builds what TensorFlow runs it with (~0.3 s for the spectrograms, ~0.4 s
+    for the networks). Done here once, under a lock, rather than by every worker thread at once on its
+    first recording.
+    """
+    scorer = scoring.shared_scorer(model_dir)
+    with _warm_lock:
+        key = (scorer.model_dir, config.stitches(scorer))
+        if key not in _warm_scorers:
+            if config.stitches(scorer):
+                scorer.spectrograms(np.zeros((SCORE_BATCH, features.CLIP_SAMPLES), np.float32))
+                scorer.sequence_frames(np.zeros((1, 3 * features.MEL_FRAMES, features.MEL_BANDS), np.float32))
+            else:
+                scorer.frames(np.zeros((SCORE_BATCH, features.CLIP_SAMPLES), np.float32))
+            _warm_scorers.add(key)
+    return scorer
+
+
 class ScoreChunkFn(beam.DoFn):
     """(recording, Chunk) → (recording, ScoredChunk)."""
 
@@ -390,7 +422,7 @@ class ScoreChunkFn(beam.DoFn):
 
     def process(self, keyed_chunk):
         if self._scorer is None:  # loaded on first use: a step that gets no chunks loads nothing
-            self._scorer = scoring.shared_scorer(self._model_dir)
+            self._scorer = ready_scorer(self._model_dir, self._config)
         recording, chunk = keyed_chunk
         starts = chunk.starts - chunk.offset
         if self._config.stitches(self._scorer) and len(starts):
@@ -571,6 +603,22 @@ def with_local_parallelism(beam_args: Optional[List[str]]) -> List[str]:
     return beam_args + ["--direct_running_mode=multi_threading", f"--direct_num_workers={os.cpu_count() or 1}"]
 
 
+def scores_in_this_process(beam_args: Sequence[str]) -> bool:
+    """Whether these Beam args run the workers as threads of this process (the DirectRunner's default
+    and in-memory modes), where a scorer loaded here is the one they use."""
+    options = PipelineOptions(list(beam_args))
+    runner = options.view_as(StandardOptions).runner
+    mode = options.view_as(DirectOptions).direct_running_mode
+    return runner in (None, "DirectRunner") and mode != "multi_processing"
+
+
+def _preload(model_dir: str, config: CountingConfig) -> None:
+    try:
+        ready_scorer(model_dir, config)
+    except Exception:  # noqa: BLE001  the workers load it again, and fail with the error where it is reported
+        pass
+
+
 def run_counting(
     model: str,
     recordings: str,
@@ -620,7 +668,11 @@ def run_counting(
     if pending:
         with _progress_lock:  # a fresh count for this run (several runs may share a process, as in tests)
             _progress_totals.update(done=0, seconds=0.0)
-        with beam.Pipeline(options=PipelineOptions(with_local_parallelism(beam_args))) as pipeline:
+        beam_args = with_local_parallelism(beam_args)
+        if scores_in_this_process(beam_args):
+            # The model loads and warms up while Beam starts and the first recordings decode.
+            threading.Thread(target=_preload, args=(model_dir, config), daemon=True).start()
+        with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:
             _ = (
                 pipeline
                 | "ListRecordings" >> beam.Create(pending)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from components import audio, counting, dataset, synthetic_data
+from components import audio, counting, dataset, scoring, synthetic_data
 from model import features
 from pipeline import metadata
 from runners import count_calls
@@ -108,6 +108,32 @@ def test_recordings_are_scored_whole_only_where_the_windows_spectrograms_overlap
     assert not counting.CountingConfig(0.5, whole_recordings=False).stitches(FrameModel())
     assert not counting.CountingConfig(0.5, hop_seconds=3.0).stitches(FrameModel())  # 3 frames between windows
     assert not counting.CountingConfig(0.5, hop_seconds=1.2345).stitches(FrameModel())  # not on the 10 ms grid
+
+
+def test_the_networks_see_a_three_minute_recording_in_one_go_and_a_long_one_in_equal_pieces():
+    class ShapeRecorder:  # notes what it is given; a model frame's score is its first spectrogram frame's value
+        def __init__(self):
+            self.shapes = []
+
+        def sequence_frames(self, spectrograms):
+            self.shapes.append(spectrograms.shape)
+            return spectrograms[:, : spectrograms.shape[1] // 4 * 4 : 4, 0]
+
+    bands = features.MEL_BANDS
+    three_minutes = 18_000
+    scorer = ShapeRecorder()
+    counting.sequence_scores(np.zeros((three_minutes, bands), np.float32), scorer)
+    assert scorer.shapes == [(1, three_minutes, bands)]
+
+    one_hour = 360_001  # one frame more than makes a model frame
+    spectrogram = np.repeat(np.arange(one_hour, dtype=np.float32)[:, None], bands, axis=1)
+    scorer = ShapeRecorder()
+    scores = counting.sequence_scores(spectrogram, scorer)
+    np.testing.assert_array_equal(scores, np.arange(0, 360_000, 4))  # every model frame, once, in order
+    lengths = [shape[1] for shape in scorer.shapes]
+    assert len(set(lengths[:-1])) == 1 and lengths[-1] == lengths[0] + 1  # the last one also sees the odd frame
+    assert lengths[0] <= counting.PIECE_FRAMES + 2 * counting.PIECE_MARGIN_FRAMES
+    assert sum(lengths) < 1.02 * one_hour  # equal pieces: only the margins are seen twice
 
 
 def test_recordings_are_listed_from_a_folder_or_a_glob(tmp_path):
@@ -228,6 +254,21 @@ def test_local_runs_use_every_core_unless_beam_args_say_otherwise():
     assert counting.with_local_parallelism(["--runner=DataflowRunner"]) == ["--runner=DataflowRunner"]
     chosen = ["--direct_running_mode=in_memory"]
     assert counting.with_local_parallelism(chosen) == chosen
+
+
+def test_the_model_is_preloaded_only_where_the_workers_are_threads_of_this_process():
+    assert counting.scores_in_this_process(counting.with_local_parallelism(None))
+    assert counting.scores_in_this_process(["--direct_running_mode=in_memory"])
+    assert not counting.scores_in_this_process(["--direct_running_mode=multi_processing"])
+    assert not counting.scores_in_this_process(["--runner=DataflowRunner", "--project=p"])
+
+
+def test_every_worker_gets_the_one_scorer_warmed_up_for_its_way_of_counting(trained_pipeline):
+    model_dir = scoring.resolve_model_dir(_model(trained_pipeline))
+    whole, windows = counting.CountingConfig(0.5), counting.CountingConfig(0.5, whole_recordings=False)
+    scorer = counting.ready_scorer(model_dir, whole)
+    assert counting.ready_scorer(model_dir, windows) is scorer is scoring.shared_scorer(model_dir)
+    assert {(scorer.model_dir, True), (scorer.model_dir, False)} <= counting._warm_scorers
 
 
 def test_a_recording_scored_whole_matches_its_windows_where_they_see_the_same(trained_pipeline):
