@@ -37,9 +37,12 @@ def _remove_band_medians(log_mel: tf.Tensor) -> tf.Tensor:
 
     On the real clips this lifted eval average precision from ~0.86 to ~0.99 (see BENCHMARKS.md).
     """
-    middle = tf.shape(log_mel)[1] // 2
-    medians = tf.sort(log_mel, axis=1)[:, middle : middle + 1, :]  # [batch, 1, bands]
-    return log_mel - medians
+    # The median is the largest of the smallest half (+1) of each band's frames: the same value as the
+    # middle of a full sort (tf.sort), in ~2/3 of the time. It was more than half of a window's spectrogram.
+    by_band = tf.transpose(log_mel, [0, 2, 1])  # [batch, bands, frames]
+    smallest_half = -tf.math.top_k(-by_band, k=tf.shape(by_band)[2] // 2 + 1, sorted=False).values
+    medians = tf.reduce_max(smallest_half, axis=2)  # [batch, bands]
+    return log_mel - medians[:, None, :]
 
 
 def preprocessing_fn(inputs, custom_config=None):

@@ -101,3 +101,12 @@ def test_band_medians_are_removed_so_steady_background_vanishes():
     assert normalised.shape == log_mel.shape
     assert np.abs(normalised[0]).max() < 1.0  # a steady tone is background: flat after removal
     assert normalised[1].max() > 5.0  # the 1 s burst stands out
+
+
+@pytest.mark.parametrize("frames", [297, 10, 1])
+def test_the_band_medians_are_exactly_numpys_middle_value(frames):
+    # np.sort's middle element: the frames' median for an odd count, the upper middle for an even one.
+    log_mel = np.random.default_rng(frames).normal(size=(3, frames, 48)).astype(np.float32)
+    log_mel[0, :, 0] = 1.5  # ties
+    expected = log_mel - np.sort(log_mel, axis=1)[:, frames // 2][:, None, :]
+    np.testing.assert_array_equal(preprocessing._remove_band_medians(tf.constant(log_mel)).numpy(), expected)
