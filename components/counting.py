@@ -393,7 +393,7 @@ _warm_scorers = set()
 
 def ready_scorer(model_dir: str, config: CountingConfig) -> scoring.WindowScorer:
     """The process's shared scorer of `model_dir`, with the signatures `config` counts with already
-    run once, on silence, in the batch shapes counting uses.
+    run once, on silence (the windows in the batch shape counting uses).
 
     The first call of a signature builds what TensorFlow runs it with (~0.3 s for the spectrograms, ~0.4 s
     for the networks). Done here once, under a lock, rather than by every worker thread at once on its
