@@ -400,10 +400,11 @@ def ready_scorer(model_dir: str, config: CountingConfig) -> scoring.WindowScorer
     first recording.
     """
     scorer = scoring.shared_scorer(model_dir)
+    stitches = config.stitches(scorer)
+    key = (scorer.model_dir, stitches)
     with _warm_lock:
-        key = (scorer.model_dir, config.stitches(scorer))
         if key not in _warm_scorers:
-            if config.stitches(scorer):
+            if stitches:
                 scorer.spectrograms(np.zeros((SCORE_BATCH, features.CLIP_SAMPLES), np.float32))
                 scorer.sequence_frames(np.zeros((1, 3 * features.MEL_FRAMES, features.MEL_BANDS), np.float32))
             else:
