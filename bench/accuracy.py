@@ -5,6 +5,7 @@
                              [--model-seeds SEED ...]  (the default model's members: an ensemble)
                              [--reuse-models]  (score and count again with the folds' trained models)
                              [--window-by-window]  (count the way models exported before whole-recording scoring do)
+                             [--only-folds K ...]  (a quick screen: train and count only these folds)
 
 For each fold k, `runners/local_runner.py --fold k N` ingests with the source groups (XC<id> / sound
 name) of fold k as eval and the rest as train and runs the whole TFX pipeline in a fresh output dir.
@@ -157,8 +158,10 @@ def _mean_std(values):
 
 
 def print_tables(architecture: str, rows, seeds) -> None:
+    every_fold = all("held_out_threshold" in r for r in rows)  # not so after --only-folds
     for row in rows:
-        row["f1_held_out"] = f1_at(np.array(row["labels"]), np.array(row["scores"]), row["held_out_threshold"])[0]
+        if every_fold:
+            row["f1_held_out"] = f1_at(np.array(row["labels"]), np.array(row["scores"]), row["held_out_threshold"])[0]
     pooled_labels = np.concatenate([r["labels"] for r in rows])
     pooled_scores = np.concatenate([r["scores"] for r in rows])
     print(f"**{architecture}** ({EPOCHS[architecture]} epochs"
@@ -168,6 +171,8 @@ def print_tables(architecture: str, rows, seeds) -> None:
                       ("f1", "F1 at the chosen threshold (chosen on the same clips)"),
                       ("f1_held_out", "F1 at the threshold chosen on the other folds"),
                       ("ap", "average precision")):
+        if key == "f1_held_out" and not every_fold:
+            continue
         print(f"| {name} | {_mean_std([r[key] for r in rows])} |")
     print(f"| F1 at {features.PREFERRED_THRESHOLD}, all folds' clips pooled | "
           f"{f1_at(pooled_labels, pooled_scores, features.PREFERRED_THRESHOLD)[0]:.3f} |")
@@ -184,8 +189,9 @@ def print_tables(architecture: str, rows, seeds) -> None:
     for r in rows:
         c, h = r["count"], r.get("count_held_out")
         there = f"{h['mae']:.2f} / {h['exact']:.2f}" if h else "–"
+        held_out = f"{r['held_out_threshold']:.3f} | {r['f1_held_out']:.3f}" if every_fold else "– | –"
         print(f"| {r['fold']} | {r['eval_calls']} / {r['eval_others']} | {r['threshold']:.3f} | {r['recall']:.3f} | "
-              f"{r['precision']:.3f} | {r['f1']:.3f} | {r['held_out_threshold']:.3f} | {r['f1_held_out']:.3f} | "
+              f"{r['precision']:.3f} | {r['f1']:.3f} | {held_out} | "
               f"{r['ap']:.4f} | {'yes' if r['blessed'] else 'no'} | {c['recordings']} / {c['calls']} | "
               f"{c['mae']:.2f} | {c['exact']:.2f} | {c['event_precision']:.3f} | {c['event_recall']:.3f} | {there} | "
               f"{r['wall']:.0f} |")
@@ -204,15 +210,19 @@ def main():
                         help="folds already trained in OUTPUT_DIR keep their models: only scoring and counting run again")
     parser.add_argument("--window-by-window", action="store_true",
                         help="count with the networks run on every window (runners/count_calls.py --window-by-window)")
+    parser.add_argument("--only-folds", type=int, nargs="+", metavar="K",
+                        help="train and count only these folds, to screen a change quickly (no held-out columns: "
+                             "those need every fold)")
     args = parser.parse_args()
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores. Data: {os.path.abspath(args.data_root)}; "
           f"{args.folds} folds by source group.\n", flush=True)
     started = time.time()
     for architecture in args.models:
-        rows = [run_fold(args, architecture, k) for k in range(args.folds)]
-        held_out_thresholds(rows)
-        if architecture == constants.ARCHITECTURE_DEFAULT:  # the seed model counts at the tutorial's fixed 0.99
-            count_at_held_out_thresholds(rows, whole_recordings=not args.window_by_window)
+        rows = [run_fold(args, architecture, k) for k in (args.only_folds or range(args.folds))]
+        if len(rows) == args.folds:  # each fold's held-out threshold is chosen on all the others
+            held_out_thresholds(rows)
+            if architecture == constants.ARCHITECTURE_DEFAULT:  # the seed model counts at the tutorial's fixed 0.99
+                count_at_held_out_thresholds(rows, whole_recordings=not args.window_by_window)
         with open(os.path.join(args.output_dir, f"{architecture}.json"), "w") as f:
             json.dump(rows, f)
         print_tables(architecture, rows, args.model_seeds or constants.MODEL_SEEDS)
