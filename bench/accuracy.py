@@ -218,9 +218,9 @@ def print_tables(architecture: str, rows, seeds) -> None:
         c, h, o = r["count"], r.get("count_held_out"), r.get("count_other_folds")
         there = f"{h['mae']:.2f} / {h['exact']:.2f}" if h else "–"
         at_others = f"{o['mae']:.2f} / {o['exact']:.2f}" if o else "–"
-        held_out = f"{r['held_out_threshold']:.3f} | {r['f1_held_out']:.3f}" if every_fold else "– | –"
+        threshold_there = f"{r['held_out_threshold']:.3f} | {r['f1_held_out']:.3f}" if every_fold else "– | –"
         print(f"| {r['fold']} | {r['eval_calls']} / {r['eval_others']} | {r['threshold']:.3f} | {r['recall']:.3f} | "
-              f"{r['precision']:.3f} | {r['f1']:.3f} | {held_out} | "
+              f"{r['precision']:.3f} | {r['f1']:.3f} | {threshold_there} | "
               f"{r['ap']:.4f} | {'yes' if r['blessed'] else 'no'} | {c['recordings']} / {c['calls']} | "
               f"{c['mae']:.2f} | {c['exact']:.2f} | {c['event_precision']:.3f} | {c['event_recall']:.3f} | {there} | "
               f"{at_others} | "
