@@ -135,6 +135,11 @@ def run_fold(args, architecture: str, fold: int) -> dict:
     }
 
 
+# The count metrics the tables show, as `planted.count_scores` names them.
+COUNT_METRICS = (("mae", "count MAE (calls per recording)"), ("exact", "recordings counted exactly"),
+                 ("event_precision", "event precision"), ("event_recall", "event recall"))
+
+
 def held_out_thresholds(rows) -> None:
     """Each fold's `held_out_threshold`: the one ThresholdSelector's rule picks on the *other* folds' eval
     clips, so that nothing of the fold itself is used."""
@@ -144,14 +149,19 @@ def held_out_thresholds(rows) -> None:
                                                    np.concatenate([r["scores"] for r in others]))
 
 
+def count_again(row, folder: str, threshold: float, whole_recordings: bool) -> dict:
+    """The fold's planted recordings counted afresh at `threshold`, into `folder` of the fold's directory."""
+    out = os.path.join(row["fold_dir"], folder)
+    shutil.rmtree(out, ignore_errors=True)
+    return count_planted(row["model_dir"], row["recordings"], out, threshold, row["hop"], whole_recordings)
+
+
 def count_at_held_out_thresholds(rows, whole_recordings: bool) -> None:
     """Counts each fold's planted recordings again at its held-out threshold (`count_held_out`): the
     honest count, as a model meets recordings whose sounds its threshold was not chosen on."""
     for row in rows:
-        out = os.path.join(row["fold_dir"], "planted_counts_held_out")
-        shutil.rmtree(out, ignore_errors=True)
-        row["count_held_out"] = count_planted(row["model_dir"], row["recordings"], out, row["held_out_threshold"],
-                                              row["hop"], whole_recordings)
+        row["count_held_out"] = count_again(row, "planted_counts_held_out", row["held_out_threshold"],
+                                            whole_recordings)
 
 
 def count_at_other_folds_thresholds(rows, whole_recordings: bool) -> None:
@@ -167,13 +177,9 @@ def count_at_other_folds_thresholds(rows, whole_recordings: bool) -> None:
                 continue
             threshold = other["threshold"]
             if threshold not in done:  # several folds often choose the same threshold (0.5)
-                out = os.path.join(row["fold_dir"], f"planted_counts_at_{threshold:.4f}")
-                shutil.rmtree(out, ignore_errors=True)
-                done[threshold] = count_planted(row["model_dir"], row["recordings"], out, threshold, row["hop"],
-                                                whole_recordings)
+                done[threshold] = count_again(row, f"planted_counts_at_{threshold:.4f}", threshold, whole_recordings)
             counts.append(done[threshold])
-        row["count_other_folds"] = {key: float(np.mean([c[key] for c in counts]))
-                                    for key in ("mae", "exact", "event_precision", "event_recall")}
+        row["count_other_folds"] = {key: float(np.mean([c[key] for c in counts])) for key, _ in COUNT_METRICS}
 
 
 def _mean_std(values):
@@ -205,8 +211,7 @@ def print_tables(architecture: str, rows, seeds) -> None:
           + (" at the threshold chosen on the other folds' clips pooled |" if held_out else "")
           + (" at each other fold's chosen threshold, averaged |" if other_folds else "")
           + "\n|---|---:|" + "---:|" * (held_out + other_folds))
-    for key, name in (("mae", "count MAE (calls per recording)"), ("exact", "recordings counted exactly"),
-                      ("event_precision", "event precision"), ("event_recall", "event recall")):
+    for key, name in COUNT_METRICS:
         print(f"| {name} | {_mean_std([r['count'][key] for r in rows])} |"
               + (f" {_mean_std([r['count_held_out'][key] for r in rows])} |" if held_out else "")
               + (f" {_mean_std([r['count_other_folds'][key] for r in rows])} |" if other_folds else ""))
