@@ -3,14 +3,17 @@
     python bench/seed_ensemble.py RUN_DIR [RUN_DIR ...] [--planted runs/bench_kfold/planted]
                                   [--thresholds 0.3 0.5 0.7 0.9] [--tie-clips 1]
 
-Each RUN_DIR is the output of `bench/accuracy.py --models default --model-seeds S --output-dir RUN_DIR`
-(one single-seed model per fold). For every fold, each model scores the fold's eval clips and planted
+Each RUN_DIR is the output of `bench/accuracy.py --models default [--model-seeds S ...] --output-dir RUN_DIR`
+(one model per fold, of one network or more). For every fold, each model scores the fold's eval clips and planted
 recordings once; then every single model and every average of two or more of them (the ensemble the
 pipeline exports with `--model-seeds S1 S2 ...`: mean frame probability) is counted the counting job's
 way (hop 1.5 s, frame track, runs joined < 1 s apart and kept when >= 1 s), at the threshold
-ThresholdSelector's rule picks on the eval clips (components.threshold.choose_threshold) and at fixed
-thresholds. Combining offline skips retraining: an ensemble trained by the pipeline trains the same
-members, up to run-to-run noise (training is not bit-reproducible on CPU).
+ThresholdSelector's rule picks on the eval clips (components.threshold.choose_threshold), at fixed
+thresholds, and at the two thresholds the fold's own sounds play no part in, as in bench/accuracy.py:
+'pooled' (the rule on the other folds' clips together) and 'others' (each other fold's chosen threshold
+in turn, the metrics averaged). Combining offline skips retraining: an ensemble trained by the pipeline
+trains the same members, up to run-to-run noise (training is not bit-reproducible on CPU), and that noise
+is not small: six networks counted 0.21 / 82 % combined offline and 0.25 / 79 % trained (BENCHMARKS.md).
 """
 
 import argparse
@@ -56,6 +59,13 @@ def count_at(tracks, truth, threshold: float) -> dict:
     return planted.count_scores({n: len(d) for n, d in detections.items()}, detections, truth)
 
 
+def _average(results):
+    """(threshold, F1, count metrics) averaged over several thresholds (the threshold itself is not)."""
+    counts = [c for _, _, c in results]
+    return (None, statistics.mean(f1 for _, f1, _ in results),
+            {key: statistics.mean(c[key] for c in counts) for key in counts[0]})
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dirs", nargs="+")
@@ -80,20 +90,30 @@ def main():
           "| event P | event R |\n|---|---|---|---:|---:|---|---:|---:|---:|---:|")
     for size in range(1, len(args.run_dirs) + 1):
         for runs in itertools.combinations(args.run_dirs, size):
-            rows, aps = {}, []
+            clips, tracks, chosen = {}, {}, {}
             for fold in range(args.folds):
-                clips = np.mean([scores[r, fold][0] for r in runs], axis=0).max(axis=1)  # window = best frame
-                tracks = {n: np.mean([scores[r, fold][1][n] for r in runs], axis=0) for n in truth[fold]}
-                aps.append(average_precision(labels[fold], clips))
-                thresholds = {"chosen": best_threshold(labels[fold], clips, args.tie_clips),
-                              **{t: t for t in args.thresholds}}
-                rows[fold] = {setting: (t, f1_at(labels[fold], clips, t)[0], count_at(tracks, truth[fold], t))
-                              for setting, t in thresholds.items()}
-            for setting in ["chosen"] + args.thresholds:
+                clips[fold] = np.mean([scores[r, fold][0] for r in runs], axis=0).max(axis=1)  # window = best frame
+                tracks[fold] = {n: np.mean([scores[r, fold][1][n] for r in runs], axis=0) for n in truth[fold]}
+                chosen[fold] = best_threshold(labels[fold], clips[fold], args.tie_clips)
+            rows = {}
+            for fold in range(args.folds):
+                others = [f for f in range(args.folds) if f != fold]
+                pooled = best_threshold(np.concatenate([labels[f] for f in others]),
+                                        np.concatenate([clips[f] for f in others]), args.tie_clips)
+
+                def at(threshold, fold=fold):  # (threshold, clip F1, count metrics) on this fold
+                    return threshold, f1_at(labels[fold], clips[fold], threshold)[0], \
+                        count_at(tracks[fold], truth[fold], threshold)
+
+                rows[fold] = {"chosen": at(chosen[fold]), "pooled": at(pooled),
+                              "others": _average([at(chosen[f]) for f in others]),
+                              **{t: at(t) for t in args.thresholds}}
+            aps = [average_precision(labels[fold], clips[fold]) for fold in range(args.folds)]
+            for setting in ["chosen", "pooled", "others"] + args.thresholds:
                 per_fold = [rows[f][setting] for f in range(args.folds)]
                 counts = [c for _, _, c in per_fold]
                 mean = lambda key: statistics.mean(c[key] for c in counts)  # noqa: E731
-                thresholds = " ".join(f"{t:.3f}" for t, _, _ in per_fold) if setting == "chosen" else "–"
+                thresholds = " ".join(f"{t:.3f}" for t, _, _ in per_fold) if setting in ("chosen", "pooled") else "–"
                 fold_maes = " ".join(f"{c['mae']:.2f}" for c in counts)
                 print(f"| {' + '.join(names[r] for r in runs)} | {setting} | {thresholds} | "
                       f"{statistics.mean(f1 for _, f1, _ in per_fold):.3f} | {statistics.mean(aps):.4f} | "
