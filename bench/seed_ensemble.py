@@ -3,11 +3,11 @@
     python bench/seed_ensemble.py RUN_DIR [RUN_DIR ...] [--planted runs/bench_kfold/planted]
                                   [--thresholds 0.3 0.5 0.7 0.9] [--tie-clips 1]
 
-Each RUN_DIR is the output of `bench/accuracy.py --models default [--model-seeds S ...] --output-dir RUN_DIR`
-(one model per fold, of one network or more). For every fold, each model scores the fold's eval clips and planted
-recordings once; then every single model and every average of two or more of them (the ensemble the
-pipeline exports with `--model-seeds S1 S2 ...`: mean frame probability) is counted the counting job's
-way (hop 1.5 s, frame track, runs joined < 1 s apart and kept when >= 1 s), at the threshold
+Each RUN_DIR is the output of `bench/accuracy.py --models default [--model-seeds S ...] --output-dir
+RUN_DIR` (one model per fold, of one network or more). For every fold, each model scores the fold's eval
+clips and planted recordings once; then every single model and every average of two or more of them
+(the ensemble the pipeline exports with `--model-seeds S1 S2 ...`: mean frame probability) is counted the
+counting job's way (hop 1.5 s, frame track, runs joined < 1 s apart and kept when >= 1 s), at the threshold
 ThresholdSelector's rule picks on the eval clips (components.threshold.choose_threshold), at fixed
 thresholds, and at the two thresholds the fold's own sounds play no part in, as in bench/accuracy.py:
 'pooled' (the rule on the other folds' clips together) and 'others' (each other fold's chosen threshold
