@@ -140,13 +140,17 @@ COUNT_METRICS = (("mae", "count MAE (calls per recording)"), ("exact", "recordin
                  ("event_precision", "event precision"), ("event_recall", "event recall"))
 
 
+def pooled_threshold(labels, scores, tie_clips: int = features.THRESHOLD_TIE_CLIPS) -> float:
+    """The threshold ThresholdSelector's rule picks on several folds' eval clips together (lists of arrays)."""
+    return best_threshold(np.concatenate(labels), np.concatenate(scores), tie_clips)
+
+
 def held_out_thresholds(rows) -> None:
     """Each fold's `held_out_threshold`: the one ThresholdSelector's rule picks on the *other* folds' eval
     clips, so that nothing of the fold itself is used."""
     for row in rows:
         others = [r for r in rows if r is not row]
-        row["held_out_threshold"] = best_threshold(np.concatenate([r["labels"] for r in others]),
-                                                   np.concatenate([r["scores"] for r in others]))
+        row["held_out_threshold"] = pooled_threshold([r["labels"] for r in others], [r["scores"] for r in others])
 
 
 def count_again(row, folder: str, threshold: float, whole_recordings: bool) -> dict:

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import planted  # noqa: E402
-from accuracy import average_precision, best_threshold, eval_clips, f1_at  # noqa: E402
+from accuracy import COUNT_METRICS, average_precision, best_threshold, eval_clips, f1_at, pooled_threshold  # noqa: E402
 from pipeline_runs import REAL_DATA_ROOT, trained_model_dir  # noqa: E402
 
 from components import audio, counting, scoring, synthetic_data  # noqa: E402
@@ -63,7 +63,7 @@ def _average(results):
     """(threshold, F1, count metrics) averaged over several thresholds (the threshold itself is not)."""
     counts = [c for _, _, c in results]
     return (None, statistics.mean(f1 for _, f1, _ in results),
-            {key: statistics.mean(c[key] for c in counts) for key in counts[0]})
+            {key: statistics.mean(c[key] for c in counts) for key, _ in COUNT_METRICS})
 
 
 def main():
@@ -98,8 +98,7 @@ def main():
             rows = {}
             for fold in range(args.folds):
                 others = [f for f in range(args.folds) if f != fold]
-                pooled = best_threshold(np.concatenate([labels[f] for f in others]),
-                                        np.concatenate([clips[f] for f in others]), args.tie_clips)
+                pooled = pooled_threshold([labels[f] for f in others], [clips[f] for f in others], args.tie_clips)
 
                 def at(threshold, fold=fold):  # (threshold, clip F1, count metrics) on this fold
                     return threshold, f1_at(labels[fold], clips[fold], threshold)[0], \
