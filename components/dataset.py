@@ -3,6 +3,7 @@
     <root>/Parsed_Capuchinbird_Clips/<group>-<n>.<ext>      positives (label 1)
     <root>/Parsed_Not_Capuchinbird_Clips/<group>-<n>.<ext>  negatives (label 0)
     <root>/Forest Recordings/*.mp3                          unlabelled recordings to count
+    <root>/Forest Backgrounds/*.mp3                         call-free recordings of the site (calibration)
 
 Clips cut from one source (`XC<id>` or one sound effect) are near-duplicates, so the split is
 decided per group, never per clip: otherwise eval scores leak.
@@ -17,6 +18,7 @@ from typing import List, Optional, Tuple
 POSITIVE_DIR = "Parsed_Capuchinbird_Clips"
 NEGATIVE_DIR = "Parsed_Not_Capuchinbird_Clips"
 FOREST_DIR = "Forest Recordings"
+BACKGROUNDS_DIR = "Forest Backgrounds"
 LABEL_DIRS = ((POSITIVE_DIR, 1), (NEGATIVE_DIR, 0))
 
 TRAIN_SPLIT = "train"
@@ -51,11 +53,19 @@ def split_of(group: str, eval_percent: int = DEFAULT_EVAL_PERCENT, fold: Optiona
     fold=(k, n): grouped k-fold cross-validation instead: the group is in eval for exactly one of the
     n folds (its hash modulo n), and eval_percent is ignored.
     """
-    digest = int.from_bytes(hashlib.sha256(group.encode("utf-8")).digest()[:8], "big")
     if fold is not None:
         k, n = fold
-        return EVAL_SPLIT if digest % n == k else TRAIN_SPLIT
-    return EVAL_SPLIT if digest % 100 < eval_percent else TRAIN_SPLIT
+        return EVAL_SPLIT if fold_of(group, n) == k else TRAIN_SPLIT
+    return EVAL_SPLIT if _digest(group) % 100 < eval_percent else TRAIN_SPLIT
+
+
+def fold_of(group: str, folds: int) -> int:
+    """The fold (0..folds-1) a group belongs to in grouped k-fold cross-validation."""
+    return _digest(group) % folds
+
+
+def _digest(group: str) -> int:
+    return int.from_bytes(hashlib.sha256(group.encode("utf-8")).digest()[:8], "big")
 
 
 def list_labelled_clips(data_root: str) -> List[LabelledClip]:

@@ -135,6 +135,7 @@ def run_ingestion(
     eval_percent: int = dataset.DEFAULT_EVAL_PERCENT,
     pad: str = features.DEFAULT_PAD,
     fold: Optional[Tuple[int, int]] = None,
+    held_out_fold: Optional[int] = None,
 ) -> Dict:
     """Ingests every labelled clip under `data_root` into `output_dir` and returns the summary.
 
@@ -148,13 +149,20 @@ def run_ingestion(
       eval_percent: share of groups (not clips) that go to eval.
       pad: where short clips get their zeros: 'front' (tutorial) or 'back'.
       fold: (k, n) for grouped k-fold cross-validation: eval is fold k of n (see dataset.split_of).
+      held_out_fold: with `fold`, the groups of this fold are left out of both splits: a test set that
+        nothing of the run (training, the Evaluator, calibration) has seen (bench/accuracy.py).
 
     Returns:
       {'clips': {split: {label name: n}}, 'failures': n, 'files': n, 'wall_seconds': s, ...}.
     """
     clips = dataset.list_labelled_clips(data_root)
+    if held_out_fold is not None:
+        if fold is None or not 0 <= held_out_fold < fold[1] or held_out_fold == fold[0]:
+            raise ValueError(f"held_out_fold {held_out_fold} needs a k-fold split of which it is another fold")
+        clips = [clip for clip in clips if dataset.fold_of(clip.group, fold[1]) != held_out_fold]
     # Labels come from the folders, so the paths cover them.
-    fingerprint = files.fingerprint([clip.path for clip in clips], f"{eval_percent}|{fold}|{pad}|{_RECORD_VERSION}")
+    fingerprint = files.fingerprint([clip.path for clip in clips],
+                                    f"{eval_percent}|{fold}|{held_out_fold}|{pad}|{_RECORD_VERSION}")
     previous = _previous_summary(output_dir)
     if previous and previous.get("fingerprint") == fingerprint:
         # Same files, same settings: keep the records, so the pipeline's cache stays valid too.
@@ -183,6 +191,7 @@ def run_ingestion(
         "failures": int(counters.get("failed", 0)),
         "eval_percent": eval_percent,
         "fold": list(fold) if fold else None,
+        "held_out_fold": held_out_fold,
         "pad": pad,
         "wall_seconds": round(time.time() - started, 1),
         "fingerprint": fingerprint,

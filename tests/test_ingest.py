@@ -145,3 +145,19 @@ def test_clips_on_a_remote_file_system_ingest_like_local_ones(tiny_dataset, tmp_
     from_remote = ingest.run_ingestion(remote, str(tmp_path / "remote"))
 
     assert from_remote["clips"] == local["clips"] and from_remote["failures"] == 0
+
+
+def test_a_held_out_fold_is_in_neither_split(tiny_dataset, tmp_path):
+    groups = {dataset.group_of(c.path) for c in dataset.list_labelled_clips(tiny_dataset)}
+    held_out = {g for g in groups if dataset.fold_of(g, 3) == 2}
+    assert held_out and held_out != groups
+
+    summary = ingest.run_ingestion(tiny_dataset, str(tmp_path), fold=(0, 3), held_out_fold=2)
+
+    written = {split: {e[features.GROUP_KEY].decode() for e in _read_examples(str(tmp_path), split)}
+               for split in dataset.SPLITS}
+    assert written[dataset.EVAL_SPLIT] == {g for g in groups if dataset.fold_of(g, 3) == 0}
+    assert written[dataset.TRAIN_SPLIT] == {g for g in groups if dataset.fold_of(g, 3) == 1}
+    assert summary["held_out_fold"] == 2
+    with pytest.raises(ValueError, match="held_out_fold"):
+        ingest.run_ingestion(tiny_dataset, str(tmp_path / "again"), fold=(2, 3), held_out_fold=2)
