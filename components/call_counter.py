@@ -1,7 +1,8 @@
-"""CallCounter: the counting job as a TFX component after Pusher and ThresholdSelector.
+"""CallCounter: the counting job as a TFX component after Pusher and CountCalibrator.
 
 Its `counts` artifact (the counting job's output folder) is recorded in ML Metadata with the pushed
-model and the threshold as inputs, so every count can be traced to the model and blessing behind it.
+model and the calibration as inputs, so every count can be traced to the model, blessing and operating
+point behind it.
 """
 
 import json
@@ -10,8 +11,8 @@ import os
 from tfx import v1 as tfx
 from tfx.types import artifact
 
-from components import counting, files
-from components.threshold import CallThreshold
+from components import counting, files, scoring
+from components.count_calibrator import CountCalibration
 
 
 class CallCounts(artifact.Artifact):
@@ -33,26 +34,31 @@ def recordings_fingerprint(recordings: str) -> str:
 @tfx.dsl.components.component
 def CallCounter(
     pushed_model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.PushedModel],
-    threshold: tfx.dsl.components.InputArtifact[CallThreshold],
+    calibration: tfx.dsl.components.InputArtifact[CountCalibration],
     counts: tfx.dsl.components.OutputArtifact[CallCounts],
     recordings: tfx.dsl.components.Parameter[str],
     recordings_fingerprint: tfx.dsl.components.Parameter[str],
     hop_seconds: tfx.dsl.components.Parameter[float],
 ) -> None:
-    """Counts calls in `recordings` with the pushed model at its chosen threshold (nothing if not pushed)."""
+    """Counts calls in `recordings` with the pushed model at its operating point (nothing if not pushed)."""
     del recordings_fingerprint  # only there to key the cache
     files.makedirs(counts.uri)
-    if pushed_model.get_int_custom_property("pushed") != 1:
+    destination = scoring.pushed_destination(pushed_model)
+    if destination is None:
         with files.open_file(os.path.join(counts.uri, counting.SUMMARY_JSON), "w") as f:
             f.write(json.dumps({"skipped": "the model was not blessed, so nothing was pushed or counted"}))
         counts.set_int_custom_property("counted", 0)
         return
     summary = counting.run_counting(
-        pushed_model.get_string_custom_property("pushed_destination"),
+        destination,
         recordings,
         counts.uri,
-        threshold=threshold.get_float_custom_property("threshold"),
         hop_seconds=hop_seconds,
+        operating_point={
+            **{name: calibration.get_float_custom_property(name)
+               for name in ("threshold", "gap_seconds", "min_call_seconds")},
+            "source": "site calibration" if calibration.get_int_custom_property("calibrated") else "eval clips",
+        },
     )
     counts.set_int_custom_property("counted", 1)
     for name in ("files", "failures", "calls"):

@@ -73,6 +73,9 @@ class CountingConfig:
     chunk_windows: int = 7 * SCORE_BATCH
     # Score whole recordings where the model can (see the module's docstring); False: window by window.
     whole_recordings: bool = True
+    # The merging rule of frame-scoring models (frame_calls); site calibration may choose other values.
+    gap_seconds: float = features.CALL_GAP_SECONDS
+    min_call_seconds: float = features.MIN_CALL_SECONDS
 
     @property
     def hop_samples(self) -> int:
@@ -270,7 +273,8 @@ def find_calls(starts_s: np.ndarray, frame_scores: np.ndarray, config: "Counting
         calls = merge_detections(starts_s, scores, config.threshold, config.window_seconds)
         return calls, np.asarray(starts_s) + config.window_seconds / 2, scores
     times, track = frame_track(starts_s, frame_scores)
-    return frame_calls(times, track, config.threshold), times, track
+    return frame_calls(times, track, config.threshold, gap_seconds=config.gap_seconds,
+                       min_seconds=config.min_call_seconds), times, track
 
 
 def merge_detections(
@@ -352,12 +356,9 @@ class DecodeAndCountFn(beam.DoFn):
             _write_json_atomically(_part_path(self._output_dir, recording), result)
             self._progress.log(result)
             return
-        starts = window_starts(len(waveform), self._config.window_samples, self._config.hop_samples)
-        if np.sqrt(np.mean(waveform**2)) < SILENCE_RMS:
-            starts = starts[:0]  # silence: nothing to count, nothing to score
-        step = self._config.chunk_windows
+        whole = whole_chunk(recording, waveform, self._config)
+        starts, step = whole.starts, self._config.chunk_windows
         if len(starts) <= step:
-            whole = Chunk(recording, 0, 0, starts, (0, len(starts)), waveform, seconds)
             (_, scored), = self._score.process((recording, whole))
             yield _merge_and_save(recording, [scored], self._config, self._output_dir, self._progress, self._plots)
             return
@@ -425,30 +426,49 @@ class ScoreChunkFn(beam.DoFn):
         if self._scorer is None:  # loaded on first use: a step that gets no chunks loads nothing
             self._scorer = ready_scorer(self._model_dir, self._config)
         recording, chunk = keyed_chunk
-        starts = chunk.starts - chunk.offset
-        if self._config.stitches(self._scorer) and len(starts):
-            times, track = recording_track(chunk.samples, starts, self._scorer, chunk.offset)
-            centres = times + features.MODEL_FRAME_SPAN_SECONDS / 2
-            keep = (centres > chunk.keep_from_s) & (centres <= chunk.keep_to_s)
-            yield recording, ScoredChunk(chunk.first_window, chunk.seconds, True, times[keep], track[keep])
-            return
-        own = chunk.starts[chunk.own[0] : chunk.own[1]]
-        scores = score_windows(chunk.samples, own - chunk.offset, self._scorer, self._config.window_samples)
-        yield recording, ScoredChunk(chunk.first_window, chunk.seconds, False, own / features.SAMPLE_RATE, scores)
+        yield recording, score_chunk(chunk, self._scorer, self._config)
+
+
+def score_chunk(chunk: Chunk, scorer, config: CountingConfig) -> ScoredChunk:
+    """A chunk's scores: whole (a frame track) where `config.stitches`, else window by window."""
+    starts = chunk.starts - chunk.offset
+    if config.stitches(scorer) and len(starts):
+        times, track = recording_track(chunk.samples, starts, scorer, chunk.offset)
+        centres = times + features.MODEL_FRAME_SPAN_SECONDS / 2
+        keep = (centres > chunk.keep_from_s) & (centres <= chunk.keep_to_s)
+        return ScoredChunk(chunk.first_window, chunk.seconds, True, times[keep], track[keep])
+    own = chunk.starts[chunk.own[0] : chunk.own[1]]
+    scores = score_windows(chunk.samples, own - chunk.offset, scorer, config.window_samples)
+    return ScoredChunk(chunk.first_window, chunk.seconds, False, own / features.SAMPLE_RATE, scores)
+
+
+def whole_chunk(recording: str, waveform: np.ndarray, config: CountingConfig) -> Chunk:
+    """All of a recording as one chunk, with its windows (none for silence: nothing to count or score)."""
+    starts = window_starts(len(waveform), config.window_samples, config.hop_samples)
+    if np.sqrt(np.mean(waveform**2)) < SILENCE_RMS:
+        starts = starts[:0]
+    return Chunk(recording, 0, 0, starts, (0, len(starts)), waveform, len(waveform) / features.SAMPLE_RATE)
+
+
+def calls_in(scored_chunks: Sequence[ScoredChunk], config: CountingConfig):
+    """A recording's calls [(start_s, end_s, score)] and its score track (times, scores) from its scored
+    chunks, by the rule `config` holds. Cheap next to scoring: calibration applies it at many thresholds."""
+    chunks = sorted(scored_chunks, key=lambda chunk: chunk.first_window)
+    times = np.concatenate([chunk.times for chunk in chunks])
+    scores = np.concatenate([chunk.scores for chunk in chunks])
+    if chunks[0].whole:
+        calls = frame_calls(times, scores, config.threshold, gap_seconds=config.gap_seconds,
+                            min_seconds=config.min_call_seconds)
+        return calls, times, scores
+    return find_calls(times, scores, config)
 
 
 def _merge_and_save(recording: str, scored_chunks, config: CountingConfig, output_dir: str,
                     progress: "_Progress", plots: bool) -> Dict:
     """A recording's scored chunks → its calls; saved as its part file."""
-    chunks = sorted(scored_chunks, key=lambda chunk: chunk.first_window)
-    times = np.concatenate([chunk.times for chunk in chunks])
-    scores = np.concatenate([chunk.scores for chunk in chunks])
-    if chunks[0].whole:
-        detections, track = frame_calls(times, scores, config.threshold), scores
-    else:
-        detections, times, track = find_calls(times, scores, config)
+    detections, times, track = calls_in(scored_chunks, config)
     result = {"recording": recording, "calls": len(detections), "detections": detections,
-              "seconds": chunks[0].seconds, "reason": None}
+              "seconds": scored_chunks[0].seconds, "reason": None}
     if plots:
         plot_recording(recording, times, track, detections, config, output_dir)
     _write_json_atomically(_part_path(output_dir, recording), result)
@@ -630,6 +650,7 @@ def run_counting(
     plots: bool = False,
     chunk_windows: int = CountingConfig.chunk_windows,
     whole_recordings: bool = True,
+    operating_point: Optional[Dict] = None,
 ) -> Dict:
     """Counts calls in every recording not yet done in `output_dir`, then rewrites the tables from all
     finished recordings. Re-running skips what is done; a killed run picks up where it stopped.
@@ -638,24 +659,29 @@ def run_counting(
       model: a pushed SavedModel, or the Pusher's base folder (newest version).
       recordings: a folder (searched recursively) or a glob.
       output_dir: where the tables go.
-      threshold: call threshold; default: the one the pipeline chose for this model, else the tutorial's 0.99.
+      threshold: call threshold; default: the operating point's.
       hop_seconds: step between 3 s windows (3.0 = the tutorial's non-overlapping windows).
       beam_args: Beam pipeline options; default: DirectRunner, one thread per core.
       plots: also write a PNG per recording.
       chunk_windows: windows per scoring chunk (a multiple of SCORE_BATCH); results do not depend on it.
       whole_recordings: score each recording whole where the model can (the default), else window by window.
+      operating_point: {threshold, gap_seconds, min_call_seconds, source}; default: the one the model
+        carries (site calibration, else the eval-clip threshold), else the tutorial's 0.99.
 
     Returns:
       The summary (also written to summary.json).
     """
     started = time.time()
     model_dir = scoring.resolve_model_dir(model)
-    if threshold is None:
-        threshold = scoring.read_threshold(model_dir) or features.TUTORIAL_THRESHOLD
+    point = dict(operating_point or scoring.read_operating_point(model_dir))
+    if threshold is not None:
+        point.update(threshold=threshold, source="given")
     if chunk_windows <= 0 or chunk_windows % SCORE_BATCH:
         raise ValueError(f"chunk_windows must be a positive multiple of {SCORE_BATCH}, got {chunk_windows}")
+    threshold = point["threshold"]
     config = CountingConfig(threshold=threshold, hop_seconds=hop_seconds, chunk_windows=chunk_windows,
-                            whole_recordings=whole_recordings)
+                            whole_recordings=whole_recordings, gap_seconds=point["gap_seconds"],
+                            min_call_seconds=point["min_call_seconds"])
     all_recordings = list_recordings(recordings)
     parts = os.path.join(output_dir, PARTS_DIR)
     files.makedirs(parts)
@@ -688,6 +714,7 @@ def run_counting(
     summary = {
         "model": model_dir,
         "threshold": threshold,
+        "operating_point": point,
         "hop_seconds": hop_seconds,
         "files": len(results),
         "counted": sum(r["reason"] is None for r in results.values()),

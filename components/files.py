@@ -13,6 +13,10 @@ def is_remote(path: str) -> bool:
     return "://" in path
 
 
+def exists(path: str) -> bool:
+    return tf.io.gfile.exists(path)
+
+
 def isdir(path: str) -> bool:
     return tf.io.gfile.isdir(path)
 

@@ -7,13 +7,22 @@ Pusher's base folder, in which case the newest pushed version is used.
 import json
 import os
 import threading
-from typing import Optional
+from typing import Dict, Optional
 
 import numpy as np
 
 from model import constants, features
 
-THRESHOLD_FILE = os.path.join("assets.extra", "threshold.json")  # written by ThresholdSelector
+# Where a pushed model carries its counting operating point (TF Serving's folder for extra files):
+# written by ThresholdSelector (the eval-clip threshold), then by CountCalibrator (the site's).
+THRESHOLD_FILE = os.path.join("assets.extra", "threshold.json")
+
+
+def pushed_destination(pushed_model) -> Optional[str]:
+    """Where the Pusher copied the model (a PushedModel artifact), or None when it pushed nothing."""
+    if pushed_model.get_int_custom_property("pushed") != 1:
+        return None
+    return pushed_model.get_string_custom_property("pushed_destination")
 
 
 def resolve_model_dir(path: str) -> str:
@@ -32,15 +41,21 @@ def resolve_model_dir(path: str) -> str:
     return os.path.join(path, str(versions[-1]))
 
 
-def read_threshold(model_dir: str) -> Optional[float]:
-    """The counting threshold the pipeline chose for this model on eval, if it recorded one."""
+def read_operating_point(model_dir: str) -> Dict:
+    """{threshold, gap_seconds, min_call_seconds, source}: how the counting job turns this model's scores
+    into calls. The model's own when the pipeline recorded one (site calibration, else the eval-clip
+    threshold), else the tutorial's threshold; the merging rule's defaults where it recorded none."""
     import tensorflow as tf
 
+    point = {"threshold": features.TUTORIAL_THRESHOLD, "gap_seconds": features.CALL_GAP_SECONDS,
+             "min_call_seconds": features.MIN_CALL_SECONDS, "source": "the tutorial's threshold"}
     path = os.path.join(model_dir, THRESHOLD_FILE)
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as f:
-        return float(json.loads(f.read())["threshold"])
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path) as f:
+            recorded = json.loads(f.read())
+        point.update({key: recorded[key] for key in point if key in recorded})
+        point["source"] = recorded.get("source", "eval clips")
+    return point
 
 
 _shared_scorers = {}

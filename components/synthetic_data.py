@@ -6,6 +6,7 @@ the real dataset's layout (see `components/dataset.py`) and is a pure function o
     <root>/Parsed_Capuchinbird_Clips/synth-call-<g>-<n>.<ext>        call-like "moos"
     <root>/Parsed_Not_Capuchinbird_Clips/synth-<kind>-<g>-<n>.<ext>  chirps, trills, rain, wind, silence
     <root>/Forest Recordings/recording_<i>.mp3                       48 kHz stereo, 128 kbit/s
+    <root>/Forest Backgrounds/background_<i>.mp3                     the same forest with no call (calibration)
     <root>/forest_truth.csv    recording,capuchin_calls
     <root>/forest_calls.csv    recording,start_s,end_s (one row per planted call)
 
@@ -45,7 +46,7 @@ MIN_CALL_GAP_SECONDS = 2.0
 CALL_SECONDS = (1.5, 3.0)
 MANIFEST = "synthetic_manifest.json"
 # Bump when the generator's output changes, so existing default data is regenerated.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 TRUTH_CSV = "forest_truth.csv"
 CALLS_CSV = "forest_calls.csv"
 
@@ -60,6 +61,8 @@ class SyntheticSpec:
     recordings: int = 6
     recording_seconds: float = 180.0
     max_calls_per_recording: int = 8
+    # Call-free recordings of the same forest (as long as the recordings), for site calibration.
+    backgrounds: int = 3
     seed: int = 0
 
 
@@ -231,11 +234,13 @@ def generate_dataset(root: str, spec: SyntheticSpec = SyntheticSpec()) -> Dict[s
     positives = _write_positive_clips(root, spec, rng)
     negatives = _write_negative_clips(root, spec, rng)
     truth = _write_forest_recordings(root, spec, rng)
+    _write_backgrounds(root, spec, rng)  # after the rest, so the rest stays as it was before backgrounds
     summary = {
         "positives": positives,
         "negatives": negatives,
         "recordings": len(truth),
         "planted_calls": sum(len(calls) for calls in truth.values()),
+        "backgrounds": spec.backgrounds,
     }
     with open(manifest_path, "w") as f:
         json.dump({"spec": wanted, "summary": summary}, f, indent=2)
@@ -311,6 +316,14 @@ def _write_forest_recordings(root: str, spec: SyntheticSpec, rng: np.random.Gene
         truth[name] = calls
     write_forest_truth(root, truth)
     return truth
+
+
+def _write_backgrounds(root: str, spec: SyntheticSpec, rng: np.random.Generator) -> None:
+    folder = os.path.join(root, dataset.BACKGROUNDS_DIR)
+    os.makedirs(folder, exist_ok=True)
+    for index in range(spec.backgrounds):
+        audio, _ = forest_recording(rng, spec.recording_seconds, 0)
+        audio_io.write_mp3(os.path.join(folder, f"background_{index:02d}.mp3"), audio, FOREST_RATE)
 
 
 def _write(path: str, mono: np.ndarray, rate: int, channels: int) -> None:

@@ -14,6 +14,7 @@ from typing import Dict, List
 from tfx import v1 as tfx
 from tfx.types import artifact
 
+from components.scoring import pushed_destination
 from model import features
 
 THRESHOLD_JSON = "threshold.json"
@@ -117,8 +118,8 @@ def ThresholdSelector(
         f.write(payload)
     for name in ("threshold", "precision", "recall", "f1"):
         threshold.set_float_custom_property(name, float(chosen[name]))
-    if pushed_model.get_int_custom_property("pushed") == 1:
-        destination = pushed_model.get_string_custom_property("pushed_destination")
+    destination = pushed_destination(pushed_model)
+    if destination is not None:
         tf.io.gfile.makedirs(os.path.join(destination, "assets.extra"))
         with tf.io.gfile.GFile(os.path.join(destination, PUSHED_THRESHOLD), "w") as f:
             f.write(payload)

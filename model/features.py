@@ -4,6 +4,8 @@ Ingestion, the Transform graph, training and the counting job all import from he
 means the same thing everywhere. Imports no TensorFlow, so light tools and tests can use it.
 """
 
+import math
+
 # --- Audio -------------------------------------------------------------------------------------
 # 16 kHz mono: the tutorial's format. Capuchinbird calls sit below ~3 kHz, so 8 kHz Nyquist is ample.
 SAMPLE_RATE = 16_000
@@ -57,21 +59,47 @@ HOP_SECONDS = 1.5
 TUTORIAL_THRESHOLD = 0.99
 # ThresholdSelector takes the threshold that gets the fewest eval clips wrong (false alarms + missed
 # calls). Thresholds within THRESHOLD_TIE_CLIPS clips of the fewest tie, and of those it takes the one
-# nearest PREFERRED_THRESHOLD (0.5: also where the Evaluator gates the model). Eval clips are clean, so
-# one loud non-call clip would otherwise push the threshold to ~0.99, above the quiet calls of busy
-# recordings: on the k-fold count benchmark, the 3-seed ensemble counts at MAE 0.54 with thresholds chosen
-# without the tie (0.90-0.96 on two folds) and 0.20 with it (BENCHMARKS.md). On the real forest
-# recordings 0.5 and 0.9 give the same counts.
+# nearest PREFERRED_THRESHOLD (0.5: also where the Evaluator gates the model): eval clips are clean, and
+# one loud non-call clip would otherwise push the threshold above the quiet calls of busy recordings.
+# It is the counting operating point only where the site has no background to calibrate on.
 PREFERRED_THRESHOLD = 0.5
 THRESHOLD_TIE_CLIPS = 1
 # With a frame-scoring model, a call is a run of frames at or above the threshold. Runs less than
 # CALL_GAP_SECONDS apart are one call (a call's score can dip for a moment); runs shorter than
 # MIN_CALL_SECONDS are not calls (a Capuchinbird call lasts 1.5-4 s; most false alarms are short
-# sounds). Both were chosen on the count benchmark (BENCHMARKS.md): calls 2 s apart stay two calls.
-# Kept after bench/count_rules.py: choosing among 432 rules (hysteresis, other hops, averaged windows,
-# other gaps and lengths) on four folds counted the fifth worse than this rule (MAE 0.26 vs 0.24).
+# sounds). Site calibration may choose another rule (BENCHMARKS.md, "Site calibration").
 CALL_GAP_SECONDS = 1.0
 MIN_CALL_SECONDS = 1.0
+
+# --- Site calibration (components/calibration.py) ---------------------------------------------
+# The counting operating point is chosen on the site's own audio: eval calls planted into call-free
+# background recordings of the site, counted at every candidate below, and the plain backgrounds counted
+# for false calls. Candidate thresholds are evenly spaced in log-odds, 0.011 to 0.989.
+CALIBRATION_THRESHOLDS = tuple(round(1 / (1 + math.exp(-x / 4)), 4) for x in range(-18, 19))
+# Candidate merging rules (frame-scoring models): the gap that still joins two runs into one call,
+# and the shortest call. The defaults above win ties.
+CALIBRATION_GAPS_SECONDS = (0.3, 0.6, CALL_GAP_SECONDS)
+CALIBRATION_MIN_CALL_SECONDS = (0.5, 0.75, MIN_CALL_SECONDS)
+# Planted recordings: this many, each as long as its background or this long at most, with 0-8 calls
+# from faint (10 dB under the background) to loud (6 dB over). A quarter of the calls follow the
+# previous one back to back (0.3-2 s), a third after 2-6 s, the rest after 6-30 s.
+CALIBRATION_RECORDINGS = 30
+CALIBRATION_RECORDING_SECONDS = 180.0
+CALIBRATION_MAX_CALLS = 8
+CALIBRATION_SNR_DB = (-10.0, 6.0)
+CALIBRATION_GAPS_S = ((0.25, 0.3, 2.0), (0.35, 2.0, 6.0), (0.4, 6.0, 30.0))
+CALIBRATION_SEED = 0
+# Operating points within this many wrong calls (missed + extra + false) of the fewest tie; of those,
+# the middle threshold (in log-odds) wins: the one farthest from both kinds of error.
+CALIBRATION_TIE_CALLS = 1
+# Without call-free background (count_calls.py --calibrate), the recordings to be counted give it:
+# up to this many of them, spread over the list, are cut into stretches of this length, and the stretches
+# whose peak score is in the lower half, and below the model's own threshold, are the background; at
+# least a minute of it.
+SELF_CALIBRATION_RECORDINGS = 12
+SELF_CALIBRATION_STRETCH_SECONDS = 30.0
+SELF_CALIBRATION_QUANTILE = 0.5
+SELF_CALIBRATION_MIN_SECONDS = 60.0
 
 # Which spectrogram a model uses: the tutorial's |STFT| ('stft') or the log-mel default ('logmel').
 SPECTROGRAM_STFT = "stft"

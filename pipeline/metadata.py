@@ -23,7 +23,9 @@ _EVENT_DIRECTION = {
 }
 _SHOWN_PROPERTIES = (
     "blessed", "pushed", "pushed_destination", "threshold", "precision", "recall", "f1", "split_names",
-    "counted", "files", "failures", "calls", "audio_hours",
+    "counted", "files", "failures", "calls", "audio_hours", "calibrated", "gap_seconds", "min_call_seconds",
+    "calibration_mae", "calibration_exact", "calibration_false_calls_per_hour", "calibration_event_recall",
+    "background_hours", "background_failures",
 )
 
 
@@ -102,6 +104,7 @@ def _outcome(components: List[Dict]) -> Dict:
     evaluation = _output(components, "Evaluator", "evaluation")
     pushed = _output(components, "Pusher", "pushed_model")
     threshold = _output(components, "ThresholdSelector", "threshold")
+    calibration = _output(components, "CountCalibrator", "calibration_result")
     counts = _output(components, "CallCounter", "counts")
     return {
         "model_uri": model and model["uri"],
@@ -110,6 +113,8 @@ def _outcome(components: List[Dict]) -> Dict:
         "pushed_to": pushed["properties"].get("pushed_destination") if pushed and pushed["properties"].get("pushed") == 1 else None,
         "threshold": threshold and threshold["properties"].get("threshold"),
         "threshold_uri": threshold and threshold["uri"],
+        "calibration_uri": calibration and calibration["uri"],
+        "calibration": calibration and calibration["properties"],
         "counts_uri": counts["uri"] if counts and counts["properties"].get("counted") == 1 else None,
         "counts": counts and counts["properties"],
     }
@@ -156,6 +161,20 @@ def format_run_summary(report: Dict) -> str:
     if report["threshold"] is not None:
         lines.append(f"  counting threshold (chosen on eval): {report['threshold']:.3f}; "
                      f"PR curve: {os.path.join(report['threshold_uri'], 'pr_curve.png')}")
+    calibration = report.get("calibration")
+    if calibration and calibration.get("calibrated") == 1:
+        lines.append(
+            f"  counting operating point (site calibration): threshold {calibration['threshold']:.3f}, gap "
+            f"{calibration['gap_seconds']:g} s, min call {calibration['min_call_seconds']:g} s; calibration count MAE "
+            f"{calibration['calibration_mae']:.2f} ({calibration['calibration_exact']:.0%} exact), "
+            f"{calibration['calibration_false_calls_per_hour']:.2f} false calls per hour on "
+            f"{calibration['background_hours']:.2f} h of site background; "
+            f"plot: {os.path.join(report['calibration_uri'], 'calibration.png')}")
+    elif calibration:
+        lines.append(f"  counting operating point: the eval-clip threshold (not calibrated: no usable site background; "
+                     f"see {os.path.join(report['calibration_uri'], 'calibration.json')})")
+    if calibration and calibration.get("background_failures"):
+        lines.append(f"  {calibration['background_failures']} background recording(s) skipped: see calibration.json")
     if report.get("counts_uri"):
         counts = report["counts"]
         lines.append(f"  counted {counts.get('calls')} calls in {counts.get('files', 0) - counts.get('failures', 0)} "
@@ -181,6 +200,8 @@ def format_run_report(report: Dict) -> str:
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(report["metrics"].items()))
     lines.append(f"  eval metrics: {metrics or 'none'}")
     lines.append(f"  blessed: {report['blessed']}; pushed to: {report['pushed_to']}; threshold: {report['threshold']}")
+    if report.get("calibration"):
+        lines.append(f"  calibration: {report['calibration_uri']} {report['calibration']}")
     if report.get("counts_uri"):
         lines.append(f"  counts: {report['counts_uri']} {report['counts']}")
     return "\n".join(lines)

@@ -1,7 +1,8 @@
 """`create_pipeline`: the TFX pipeline that trains, gates and pushes the call classifier.
 
 ImportExampleGen → StatisticsGen → SchemaGen → ExampleValidator → Transform → Trainer
-→ (latest blessed model) → Evaluator → Pusher → ThresholdSelector → CallCounter (when given recordings)
+→ (latest blessed model) → Evaluator → Pusher → ThresholdSelector → CountCalibrator
+→ CallCounter (when given recordings)
 """
 
 from typing import List, Optional, Sequence
@@ -10,6 +11,7 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
 from components.call_counter import CallCounter, recordings_fingerprint
+from components.count_calibrator import CountCalibrator, backgrounds_fingerprint
 from components.dataset import EVAL_SPLIT, TRAIN_SPLIT
 from components.threshold import ThresholdSelector
 from model import constants, features
@@ -69,6 +71,7 @@ def create_pipeline(
     max_regression: float,
     pr_curve_thresholds: int,
     recordings: Optional[str] = None,
+    backgrounds: Optional[str] = None,
     hop_seconds: float = features.HOP_SECONDS,
     metadata_connection_config=None,
     beam_pipeline_args: Optional[List[str]] = None,
@@ -90,6 +93,8 @@ def create_pipeline(
       max_regression: how far recall or precision may fall against the last blessed model.
       pr_curve_thresholds: points of the eval PR curve.
       recordings: a folder or glob of recordings to count with the pushed model; None: no counting.
+      backgrounds: a folder or glob of call-free recordings of the site, on which the counting operating
+        point is calibrated; None: the threshold chosen on eval clips is the operating point.
       hop_seconds: step between the counting windows.
       metadata_connection_config: ML Metadata connection (SQLite locally); None lets the runner choose.
       beam_pipeline_args: Beam options for the Beam-based components.
@@ -160,16 +165,27 @@ def create_pipeline(
     threshold_selector = ThresholdSelector(
         evaluation=evaluator.outputs["evaluation"], pushed_model=pusher.outputs["pushed_model"]
     )
+    # The counting operating point, set on eval calls planted into the site's own background; also
+    # written into the pushed model.
+    count_calibrator = CountCalibrator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        threshold=threshold_selector.outputs["threshold"],
+        pushed_model=pusher.outputs["pushed_model"],
+        backgrounds=backgrounds or "",
+        backgrounds_fingerprint=backgrounds_fingerprint(backgrounds or ""),
+        hop_seconds=hop_seconds,
+    )
     components = [
         example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
-        model_resolver, evaluator, pusher, threshold_selector,
+        model_resolver, evaluator, pusher, threshold_selector, count_calibrator,
     ]
     if recordings:
         # Counts calls with the pushed model; the fingerprint re-runs it when the recordings change.
         components.append(
             CallCounter(
                 pushed_model=pusher.outputs["pushed_model"],
-                threshold=threshold_selector.outputs["threshold"],
+                calibration=count_calibrator.outputs["calibration_result"],
                 recordings=recordings,
                 recordings_fingerprint=recordings_fingerprint(recordings),
                 hop_seconds=hop_seconds,

@@ -1,19 +1,27 @@
 """Counts Capuchinbird calls in every recording of a folder (recursive) or glob, with a pushed model.
 
     python runners/count_calls.py --model runs/local/serving_model --recordings DIR_OR_GLOB --output-dir OUT
-        [--threshold T] [--hop-seconds H] [--plots] [--window-by-window] [Beam args, e.g. --runner DataflowRunner ...]
+        [--threshold T | --calibrate] [--hop-seconds H] [--plots] [--window-by-window]
+        [Beam args, e.g. --runner DataflowRunner ...]
 
 Writes OUT/counts.csv (recording,capuchin_calls), detections.csv, selections.txt (Raven), failures.csv
 and summary.json. Re-running into the same OUT skips finished recordings; a killed run resumes.
+
+The operating point (threshold and merging rule) is the one the model carries: set by the pipeline's
+site calibration, else its eval-clip threshold. --calibrate sets it on these recordings instead, for a
+site with no call-free recordings: the calls the model carries are planted into the stretches of the
+recordings it scores lowest (components/calibration.py); OUT/calibration.json and calibration.png say
+what was chosen and why.
 """
 
 import argparse
+import json
 import logging
 import os
 import sys
 
 from runners import quiet  # noqa: F401  (must precede TensorFlow)
-from components import counting
+from components import calibration, counting, files, scoring
 from model import features
 from pipeline import beam_options
 
@@ -23,8 +31,13 @@ def run(argv=None) -> dict:
     parser.add_argument("--model", required=True, help="a SavedModel, or the Pusher's serving_model folder")
     parser.add_argument("--recordings", required=True, help="a folder (recursive) or a glob of mp3/wav/flac")
     parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--threshold", type=float,
-                        help="call threshold; default: the model's own (chosen on eval), else 0.99")
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--threshold", type=float,
+                        help="call threshold; default: the model's own operating point (site calibration or eval "
+                             "clips), else 0.99")
+    choice.add_argument("--calibrate", action="store_true",
+                        help="choose the operating point on these recordings first (for a site without call-free "
+                             "background recordings)")
     parser.add_argument("--hop-seconds", type=float, default=features.HOP_SECONDS,
                         help=f"step between 3 s windows (default {features.HOP_SECONDS}; 3 = the tutorial's)")
     parser.add_argument("--plots", action="store_true", help="a PNG per recording: scores and calls over time")
@@ -42,12 +55,34 @@ def run(argv=None) -> dict:
     if args.validate_only:
         print(f"Valid Beam args: {' '.join(beam_args) or '(DirectRunner defaults)'}")
         return {"beam_args": beam_args}
+    operating_point = calibrate(args) if args.calibrate else None
     summary = counting.run_counting(
         args.model, args.recordings, args.output_dir, args.threshold, args.hop_seconds, beam_args, args.plots,
-        whole_recordings=not args.window_by_window,
+        whole_recordings=not args.window_by_window, operating_point=operating_point,
     )
     print(summary_line(summary, args.output_dir))
     return summary
+
+
+def calibrate(args) -> dict:
+    """The operating point chosen on the recordings to be counted; calibration.json and .png in the output dir."""
+    model_dir = scoring.resolve_model_dir(args.model)
+    threshold = scoring.read_operating_point(model_dir)["threshold"]
+    recordings = counting.list_recordings(args.recordings)
+    print(f"Calibrating on {min(len(recordings), features.SELF_CALIBRATION_RECORDINGS)} of {len(recordings)} "
+          "recordings ...", flush=True)
+    try:
+        result = calibration.calibrate_on_recordings(model_dir, recordings, args.hop_seconds, threshold, print)
+    except ValueError as error:
+        sys.exit(f"Cannot calibrate: {error}")
+    files.makedirs(args.output_dir)
+    with files.open_file(os.path.join(args.output_dir, calibration.CALIBRATION_JSON), "w") as f:
+        f.write(json.dumps(result, indent=2))
+    calibration.write_plot(result, threshold, os.path.join(args.output_dir, calibration.CALIBRATION_PNG))
+    print("Calibrated " + calibration.summary_line(result), flush=True)
+    return {**result["operating_point"], "source": "calibrated on the recordings counted",
+            "why": calibration.summary_line(result) + f"; background: {result['background_rule']}",
+            "calibration": os.path.join(args.output_dir, calibration.CALIBRATION_JSON)}
 
 
 def summary_line(summary: dict, output_dir: str) -> str:

@@ -2,7 +2,7 @@
 listing) on Google Cloud Dataflow; TFX orchestrates from this machine, ML Metadata stays in SQLite here.
 
     python runners/dataflow_runner.py --project P --region europe-west1 --gcs-root gs://BUCKET/capuchin \
-        --ingested-dir gs://BUCKET/capuchin/ingested [--recordings gs://BUCKET/recordings] [--validate-only]
+        --ingested-dir gs://BUCKET/capuchin/ingested [--recordings gs://BUCKET/recordings] [--backgrounds gs://BUCKET/backgrounds] [--validate-only]
 
 The ingestion TFRecords must already be in --ingested-dir (runners/ingest_clips.py with the same Dataflow
 flags writes them). --validate-only builds the pipeline and checks the Dataflow options offline.
@@ -25,6 +25,7 @@ def run(argv=None):
     parser.add_argument("--gcs-root", required=True, help="gs:// folder: pipeline artifacts, temp files, models")
     parser.add_argument("--ingested-dir", required=True, help="the ingestion's output (train/, eval/ TFRecords)")
     parser.add_argument("--recordings", help="recordings to count after a push")
+    parser.add_argument("--backgrounds", help="call-free site recordings to calibrate the counting operating point on")
     parser.add_argument("--metadata-path", default=os.path.join("runs", "dataflow", "metadata.sqlite"),
                         help="local SQLite ML Metadata")
     parser.add_argument("--model", choices=constants.ARCHITECTURES, default=configs.ARCHITECTURE)
@@ -57,6 +58,7 @@ def run(argv=None):
         max_regression=configs.MAX_REGRESSION,
         pr_curve_thresholds=configs.PR_CURVE_THRESHOLDS,
         recordings=args.recordings,
+        backgrounds=args.backgrounds,
         hop_seconds=features.HOP_SECONDS,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(args.metadata_path),
         beam_pipeline_args=beam_args,

@@ -1,7 +1,7 @@
 """Compiles the training pipeline to a pipeline-spec JSON for Vertex AI Pipelines / Kubeflow (KFP v2).
 
     python runners/kubeflow_v2_runner.py --image IMAGE --pipeline-root gs://BUCKET/capuchin \
-        --ingested-dir gs://BUCKET/capuchin/ingested [--recordings gs://BUCKET/recordings] \
+        --ingested-dir gs://BUCKET/capuchin/ingested [--recordings gs://BUCKET/recordings] [--backgrounds gs://BUCKET/backgrounds] \
         [--output capuchin_pipeline.json] [Beam args for the Beam steps, e.g. Dataflow's]
 
 Compiling needs no credentials. The image must have this project installed (`pip install -c
@@ -25,6 +25,7 @@ def run(argv=None) -> str:
     parser.add_argument("--pipeline-root", required=True, help="gs:// folder for every artifact")
     parser.add_argument("--ingested-dir", required=True, help="the ingestion's output (train/, eval/ TFRecords)")
     parser.add_argument("--recordings", help="recordings to count after a push (gs:// folder or glob)")
+    parser.add_argument("--backgrounds", help="call-free site recordings (gs:// folder or glob) to calibrate the counting on")
     parser.add_argument("--output", default=f"{configs.PIPELINE_NAME}_pipeline.json")
     parser.add_argument("--model", choices=constants.ARCHITECTURES, default=configs.ARCHITECTURE)
     parser.add_argument("--epochs", type=int, help=configs.EPOCHS_HELP)
@@ -51,6 +52,7 @@ def run(argv=None) -> str:
         max_regression=configs.MAX_REGRESSION,
         pr_curve_thresholds=configs.PR_CURVE_THRESHOLDS,
         recordings=args.recordings,
+        backgrounds=args.backgrounds,
         hop_seconds=features.HOP_SECONDS,
         beam_pipeline_args=beam_args,
     )

@@ -12,8 +12,10 @@ such as `--direct_running_mode=multi_processing --direct_num_workers=0` go to ev
     OUT/metadata.sqlite  ML Metadata (see runners/inspect_metadata.py)
     OUT/serving_model/   pushed models, one timestamped folder each
 
-After a push, the pipeline's CallCounter counts the calls in --recordings (default: the data's
-'Forest Recordings/'); the closing summary says where counts.csv is.
+After the Pusher, CountCalibrator sets the counting operating point on eval calls planted into
+--backgrounds (default: the data's 'Forest Backgrounds/'), and the pipeline's CallCounter counts the
+calls in --recordings (default: the data's 'Forest Recordings/'); the closing summary says where
+counts.csv is.
 """
 
 import argparse
@@ -40,6 +42,8 @@ def parse_args(argv=None):
                         help="where clips shorter than 3 s get their zeros")
     parser.add_argument("--fold", type=int, nargs=2, metavar=("K", "N"),
                         help="grouped k-fold: eval is fold K (0-based) of N instead of --eval-percent")
+    parser.add_argument("--held-out-fold", type=int, metavar="J",
+                        help="with --fold: leave fold J's groups out of both splits (a benchmark's test fold)")
     parser.add_argument("--model", choices=constants.ARCHITECTURES, default=configs.ARCHITECTURE,
                         help="'default' (log-mel CNN) or 'seed' (the tutorial's network on |STFT|)")
     parser.add_argument("--epochs", type=int, help=configs.EPOCHS_HELP)
@@ -50,11 +54,20 @@ def parse_args(argv=None):
                         help="how far recall/precision may drop against the last blessed model")
     parser.add_argument("--recordings", help="recordings to count after a push (folder or glob; '': none); "
                         "default: the data root's 'Forest Recordings/' when it has one")
+    parser.add_argument("--backgrounds", help="call-free recordings of the site (folder or glob; '': none) on which "
+                        "the counting operating point is calibrated; default: the data root's 'Forest Backgrounds/'")
     parser.add_argument("--hop-seconds", type=float, default=features.HOP_SECONDS,
                         help="step between the 3 s counting windows")
     parser.add_argument("--no-cache", action="store_true", help="re-run every component")
     parser.add_argument("--report-json", help="also write the run's report (metrics, blessing, paths) here")
     return parser.parse_known_args(argv)
+
+
+def _or_data_folder(given, data_root: str, folder: str):
+    """The flag's value; when not given, the data root's `folder` if it has one."""
+    if given is None and os.path.isdir(os.path.join(data_root, folder)):
+        return os.path.abspath(os.path.join(data_root, folder))
+    return given
 
 
 def run(argv=None) -> dict:
@@ -70,19 +83,20 @@ def run(argv=None) -> dict:
         made = synthetic_data.generate_dataset(data_root, synthetic_data.SyntheticSpec(seed=args.seed))
         print(
             f"      {made['positives']} call clips, {made['negatives']} other clips, "
-            f"{made['recordings']} forest recordings with {made['planted_calls']} planted calls",
+            f"{made['recordings']} forest recordings with {made['planted_calls']} planted calls, "
+            f"{made['backgrounds']} call-free backgrounds",
             flush=True,
         )
 
     ingested_dir = os.path.abspath(os.path.join(args.output_dir, "ingested"))
     print(f"[2/3] Ingesting clips from {data_root} ...", flush=True)
     fold = tuple(args.fold) if args.fold else None
-    ingestion = ingest.run_ingestion(data_root, ingested_dir, beam_args, args.eval_percent, args.pad, fold)
+    ingestion = ingest.run_ingestion(data_root, ingested_dir, beam_args, args.eval_percent, args.pad, fold,
+                                     args.held_out_fold)
     print("      " + ingest.summary_line(ingestion, ingested_dir), flush=True)
 
-    recordings = args.recordings
-    if recordings is None and os.path.isdir(os.path.join(data_root, dataset.FOREST_DIR)):
-        recordings = os.path.abspath(os.path.join(data_root, dataset.FOREST_DIR))
+    recordings = _or_data_folder(args.recordings, data_root, dataset.FOREST_DIR)
+    backgrounds = _or_data_folder(args.backgrounds, data_root, dataset.BACKGROUNDS_DIR)
     output_dir = os.path.abspath(args.output_dir)
     metadata_path = os.path.join(output_dir, metadata.METADATA_SQLITE)
     serving_model_dir = os.path.join(output_dir, "serving_model")
@@ -105,6 +119,7 @@ def run(argv=None) -> dict:
         max_regression=args.max_regression,
         pr_curve_thresholds=configs.PR_CURVE_THRESHOLDS,
         recordings=recordings,
+        backgrounds=backgrounds,
         hop_seconds=args.hop_seconds,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
         beam_pipeline_args=beam_args,

@@ -1,6 +1,7 @@
 """components/counting.py and runners/count_calls.py: windows, merging, and the resumable Beam job."""
 
 import csv
+import json
 import os
 import shutil
 import signal
@@ -188,9 +189,10 @@ def test_counts_equal_the_planted_truth_and_bad_files_are_listed(trained_pipelin
     assert len(detections) == sum(truth.values())
     # Each detection is a call's length and lies on the one planted call it stands for.
     planted = synthetic_data.read_forest_calls(trained_pipeline[0])
+    shortest = scoring.read_operating_point(scoring.resolve_model_dir(_model(trained_pipeline)))["min_call_seconds"]
     for d in detections:
         start, end = float(d["start_s"]), float(d["end_s"])
-        assert end - start >= features.MIN_CALL_SECONDS
+        assert end - start >= shortest
         assert sum(start < call_end and end > call_start for call_start, call_end in planted[d["recording"]]) == 1
     selections = open(os.path.join(out, counting.SELECTIONS_TXT)).read().splitlines()
     assert len(selections) == 1 + sum(truth.values()) and selections[0].startswith("Selection\tView")
@@ -204,6 +206,29 @@ def test_counts_equal_the_planted_truth_and_bad_files_are_listed(trained_pipelin
     again = count_calls.run(["--model", _model(trained_pipeline), "--recordings", folder, "--output-dir", out])
     assert again["new_this_run"] == 0 and again["calls"] == summary["calls"]
     assert {name: open(os.path.join(out, name)).read() for name in before} == before
+
+
+def test_calibrating_on_the_recordings_counted_records_what_it_chose_and_why(trained_pipeline, recordings, tmp_path):
+    folder, truth = recordings
+    out = str(tmp_path / "calibrated")
+
+    summary = count_calls.run(["--model", _model(trained_pipeline), "--recordings", folder, "--output-dir", out,
+                               "--calibrate"])
+
+    point = summary["operating_point"]
+    assert point["source"] == "calibrated on the recordings counted" and "lowest" in point["why"]
+    with open(os.path.join(out, "calibration.json")) as f:
+        result = json.load(f)
+    assert {k: result["operating_point"][k] for k in ("threshold", "gap_seconds", "min_call_seconds")} == \
+        {k: point[k] for k in ("threshold", "gap_seconds", "min_call_seconds")}
+    assert summary["threshold"] == point["threshold"]
+    # The background is the lowest-scoring stretches of the good recordings; the bad files are listed.
+    assert result["backgrounds"] and all(name.split("@")[0] in truth or name.startswith("silent")
+                                         for name in result["backgrounds"])
+    assert {os.path.basename(p) for p, _ in result["failures"]} >= {"corrupt.mp3", "empty.wav", "text.mp3"}
+    assert os.path.getsize(os.path.join(out, "calibration.png")) > 1_000
+    counts = {row["recording"]: int(row["capuchin_calls"]) for row in _read(os.path.join(out, counting.COUNTS_CSV))}
+    assert counts == {**truth, "silent.flac": 0}
 
 
 def test_a_killed_run_resumes_to_the_same_files_as_an_uninterrupted_one(trained_pipeline, recordings, tmp_path):
@@ -243,7 +268,7 @@ def test_the_pipeline_counts_after_the_push_and_records_it_in_ml_metadata(traine
     inputs = {a["key"]: a for a in counter["inputs"]}
     assert inputs["pushed_model"]["properties"]["pushed"] == 1
     assert inputs["pushed_model"]["properties"]["pushed_destination"] == good["pushed_to"]
-    assert inputs["threshold"]["properties"]["threshold"] == pytest.approx(good["threshold"])
+    assert inputs["calibration"]["properties"]["threshold"] == pytest.approx(good["calibration"]["threshold"])
     counts = {r["recording"]: int(r["capuchin_calls"]) for r in _read(os.path.join(good["counts_uri"], counting.COUNTS_CSV))}
     assert counts == truth
     assert good["counts"]["calls"] == sum(truth.values())

@@ -5,12 +5,13 @@ model that tells calls from noise; the second, with floors above 1.0, must not b
 """
 
 import csv
+import json
 import os
 
 import numpy as np
 import pytest
 
-from components import audio, dataset, scoring, synthetic_data
+from components import audio, calibration, dataset, scoring, synthetic_data
 from pipeline import metadata
 from runners import inspect_metadata, local_runner, score_clips
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 COMPONENTS = [
     "ImportExampleGen", "latest_blessed_model_resolver", "StatisticsGen", "SchemaGen", "ExampleValidator",
-    "Transform", "Trainer", "Evaluator", "Pusher", "ThresholdSelector", "CallCounter",
+    "Transform", "Trainer", "Evaluator", "Pusher", "ThresholdSelector", "CountCalibrator", "CallCounter",
 ]
 
 
@@ -43,15 +44,45 @@ def test_every_component_executed_and_is_recorded_in_ml_metadata(runs):
     assert states["Trainer"] == "CACHED" and states["Evaluator"] == "COMPLETE"
 
 
-def test_first_run_blesses_and_pushes_a_model_with_its_threshold(runs):
+def test_first_run_blesses_and_pushes_a_model_with_its_site_calibrated_operating_point(runs):
     output_dir, good, _ = runs
     assert good["blessed"] is True
     assert good["metrics"]["recall"] >= 0.9 and good["metrics"]["precision"] >= 0.9
     assert good["pushed_to"] and os.path.exists(os.path.join(good["pushed_to"], "saved_model.pb"))
     assert os.path.dirname(good["pushed_to"]) == os.path.join(output_dir, "serving_model")
-    threshold = scoring.read_threshold(good["pushed_to"])
-    assert threshold == pytest.approx(good["threshold"]) and 0.0 < threshold < 1.0
+    assert 0.0 < good["threshold"] < 1.0  # the eval-clip threshold
     assert os.path.getsize(os.path.join(good["threshold_uri"], "pr_curve.png")) > 1_000
+    # The synthetic data has call-free backgrounds, so the operating point comes from site calibration.
+    calibrated = good["calibration"]
+    assert calibrated["calibrated"] == 1 and calibrated["background_failures"] == 0
+    carried = scoring.read_operating_point(good["pushed_to"])
+    assert carried["source"] == calibration.SITE_CALIBRATION
+    assert carried["threshold"] == pytest.approx(calibrated["threshold"])
+    assert carried["gap_seconds"] == pytest.approx(calibrated["gap_seconds"])
+    with open(os.path.join(good["calibration_uri"], calibration.CALIBRATION_JSON)) as f:
+        result = json.load(f)
+    assert result["backgrounds"] == ["background_00.mp3", "background_01.mp3", "background_02.mp3"]
+    assert result["planted_recordings"] == len(result["truth"]) > 0 and result["calls"] > 0
+    assert result["chosen"]["mae"] <= 0.5 and result["chosen"]["false_calls_per_hour"] <= 10
+    assert os.path.getsize(os.path.join(good["calibration_uri"], calibration.CALIBRATION_PNG)) > 1_000
+    assert len(calibration.read_calls(good["pushed_to"])) == result["calls"]
+
+
+def test_the_calibration_is_linked_to_its_model_and_feeds_the_count_in_ml_metadata(runs):
+    output_dir, good, _ = runs
+    first = _executions(output_dir)[0]
+    by_name = {c["component"]: c for c in first["components"]}
+    model_id = next(a["id"] for a in by_name["Trainer"]["outputs"] if a["key"] == "model")
+    calibrator = by_name["CountCalibrator"]
+    assert model_id in [a["id"] for a in calibrator["inputs"] if a["key"] == "model"]
+    assert {a["key"] for a in calibrator["inputs"]} == {"examples", "model", "threshold", "pushed_model"}
+    calibration_id = next(a["id"] for a in calibrator["outputs"] if a["key"] == "calibration_result")
+    assert calibration_id in [a["id"] for a in by_name["CallCounter"]["inputs"]]
+    # The count used the calibrated operating point.
+    with open(os.path.join(good["counts_uri"], "summary.json")) as f:
+        summary = json.load(f)
+    assert summary["threshold"] == pytest.approx(good["calibration"]["threshold"])
+    assert summary["operating_point"]["source"] == calibration.SITE_CALIBRATION
 
 
 def test_pushed_model_scores_a_planted_call_above_forest_noise(trained_pipeline):
@@ -88,6 +119,7 @@ def test_inspect_metadata_lists_both_runs_with_artifacts(runs, capsys):
     assert [r["blessed"] for r in reports] == [True, False]
     assert "2 pipeline run(s)" in printed
     assert good["pushed_to"] in printed and "blessed=1" in printed and "blessed=0" in printed
+    assert "CountCalibrator" in printed and f"calibration: {good['calibration_uri']}" in printed
 
 
 def test_score_clips_scores_every_clip_and_lists_failures(trained_pipeline, tmp_path):

@@ -15,19 +15,21 @@ def test_kubeflow_v2_spec_compiles_and_names_every_component(tmp_path):
     kubeflow_v2_runner.run([
         "--image", "europe-docker.pkg.dev/capuchin-test/capuchin/pipeline:1",
         "--pipeline-root", "gs://capuchin-bucket/root", "--ingested-dir", "gs://capuchin-bucket/ingested",
-        "--recordings", "gs://capuchin-bucket/recordings", "--output", output,
+        "--recordings", "gs://capuchin-bucket/recordings", "--backgrounds", "gs://capuchin-bucket/backgrounds",
+        "--output", output,
     ])
     with open(output) as f:
         spec = json.load(f)
     spec = spec.get("pipelineSpec", spec)
     tasks = set(spec["root"]["dag"]["tasks"])
     for component in ("ImportExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
-                      "Trainer", "Evaluator", "Pusher", "ThresholdSelector", "CallCounter"):
+                      "Trainer", "Evaluator", "Pusher", "ThresholdSelector", "CountCalibrator", "CallCounter"):
         assert component in tasks
     assert any(task.startswith("latest_blessed_model_resolver") for task in tasks)
     text = json.dumps(spec)
     assert "europe-docker.pkg.dev/capuchin-test/capuchin/pipeline:1" in text
     assert "model.preprocessing.preprocessing_fn" in text and "model.model.run_fn" in text
+    assert "gs://capuchin-bucket/backgrounds" in text  # the calibration's backgrounds, as a parameter
 
 
 def test_training_pipeline_dataflow_options_validate_and_carry_the_setup_file():

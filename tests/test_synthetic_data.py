@@ -16,10 +16,12 @@ def test_layout_names_and_counts(tiny_dataset):
     positives = sorted(os.listdir(os.path.join(tiny_dataset, dataset.POSITIVE_DIR)))
     negatives = sorted(os.listdir(os.path.join(tiny_dataset, dataset.NEGATIVE_DIR)))
     recordings = sorted(os.listdir(os.path.join(tiny_dataset, dataset.FOREST_DIR)))
+    backgrounds = sorted(os.listdir(os.path.join(tiny_dataset, dataset.BACKGROUNDS_DIR)))
 
     assert len(positives) == TINY_SPEC.call_groups * TINY_SPEC.clips_per_group
     assert len(negatives) == len(synthetic_data.NEGATIVE_KINDS) * TINY_SPEC.negative_groups_per_kind * TINY_SPEC.clips_per_group
     assert recordings == ["recording_00.mp3", "recording_01.mp3"]
+    assert backgrounds == [f"background_{i:02d}.mp3" for i in range(TINY_SPEC.backgrounds)]
     assert {dataset.group_of(p) for p in positives} == {f"synth-call-{g:02d}" for g in range(TINY_SPEC.call_groups)}
     assert {os.path.splitext(p)[1] for p in positives + negatives} == {".wav", ".flac", ".mp3"}
 
