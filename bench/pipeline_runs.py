@@ -17,7 +17,7 @@ EPOCHS = constants.EPOCHS
 
 def run_local_pipeline(
     data_root: str, output_dir: str, architecture: str, fold: Optional[Tuple[int, int]] = None, quiet: bool = False,
-    model_seeds: Optional[Sequence[int]] = None,
+    model_seeds: Optional[Sequence[int]] = None, held_out_fold: Optional[int] = None,
 ) -> Tuple[dict, float]:
     """Ingestion + the whole pipeline in a fresh `output_dir`, training only (no counting).
 
@@ -28,8 +28,10 @@ def run_local_pipeline(
     command = [
         sys.executable, os.path.join(HERE, "..", "runners", "local_runner.py"), "--data-root", data_root,
         "--output-dir", output_dir, "--model", architecture, "--epochs", str(EPOCHS[architecture]),
-        "--report-json", report_path, "--recordings", "",  # training only: counting is benchmarked apart
+        "--report-json", report_path, "--recordings", "",  # training only: counting
+        "--backgrounds", "",  # and calibration are benchmarked apart
     ] + (["--fold", str(fold[0]), str(fold[1])] if fold else []) + (
+        ["--held-out-fold", str(held_out_fold)] if held_out_fold is not None else []) + (
         ["--model-seeds", *map(str, model_seeds)] if model_seeds else [])
     started = time.time()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL if quiet else None)
