@@ -20,10 +20,12 @@ background, half of them 2-6 s after the previous one):
   effects: the "hard background" column);
 - plain: fold k's backgrounds as they are (false calls per hour).
 
-Two operating points are counted, both chosen without anything of fold k:
+Three operating points are counted, all chosen without anything of fold k:
 - before: the eval-clip threshold (ThresholdSelector on fold k+1's clips), the default merging rule;
-- after: site calibration (components/calibration.py, as CountCalibrator runs it) on fold k+1's eval calls
-  planted into the other folds' backgrounds (12 of the 15).
+- threshold: site calibration (components/calibration.py, as CountCalibrator runs it) on fold k+1's eval
+  calls planted into the other folds' backgrounds (12 of the 15), choosing the threshold only;
+- rule: the same calibration choosing the threshold and the merging rule (gap, shortest call).
+model/features.py CALIBRATE_MERGING_RULE picks which of the last two the pipeline uses.
 Clip metrics on fold k's clips (scored on their first 3 s, as ingested): average precision, and F1 at each
 operating point's threshold.
 """
@@ -47,8 +49,9 @@ from pipeline_runs import REAL_DATA_ROOT, run_local_pipeline
 # The count metrics the tables show (planting.count_scores names them), and the false-call rates.
 COUNT_METRICS = (("mae", "count MAE (calls per recording)"), ("exact", "recordings counted exactly"),
                  ("event_precision", "event precision"), ("event_recall", "event recall"))
-POINTS = ("before", "after")
-POINT_NAMES = {"before": "eval-clip threshold", "after": "site calibration"}
+POINTS = ("before", "threshold", "rule")
+POINT_NAMES = {"before": "eval-clip threshold", "threshold": "calibrated threshold, default rule",
+               "rule": "calibrated threshold and merging rule"}
 
 
 def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -154,9 +157,11 @@ def run_fold(args, seeds, fold: int) -> dict:
     model_dir = os.path.join(report["model_uri"], "Format-Serving")
     sets = test_sets(args, fold)
     calibrated = site_calibration(args, fold_dir, report, model_dir, fold)
+    rule = ("threshold", "gap_seconds", "min_call_seconds")
     points = {"before": {**scoring.read_operating_point(model_dir), "threshold": report["threshold"],
                          "source": "eval clips"},
-              "after": calibrated["operating_point"]}
+              "threshold": {k: calibrated["default_rule"][k] for k in rule},
+              "rule": {k: calibrated["with_rule"][k] for k in rule}}
     clips = fold_clips(args.data_root, fold, args.folds)
     labels = np.array([c.label for c in clips])
     scorer = scoring.WindowScorer(model_dir)
@@ -167,10 +172,14 @@ def run_fold(args, seeds, fold: int) -> dict:
            "blessed": report["blessed"], "ap": average_precision(labels, scores), "points": points,
            "calibration": {k: calibrated["chosen"][k] for k in ("mae", "exact", "false_calls_per_hour")}}
     for name, point in points.items():
+        same = next((other for other in POINTS[: POINTS.index(name)] if points[other] == point), None)
+        if same:  # the same operating point counts the same
+            row[name] = row[same]
+            continue
         row[name] = {"f1": f1_at(labels, scores, point["threshold"])}
         for kind in ("forest", "hard", "plain"):
             row[name][kind] = count(model_dir, sets[kind], os.path.join(fold_dir, f"counts_{name}_{kind}"), point)
-    print(json.dumps({k: row[k] for k in ("fold", "points", "before", "after")}), flush=True)
+    print(json.dumps({k: row[k] for k in ("fold", "points", *POINTS)}), flush=True)
     with open(saved, "w") as f:
         json.dump(row, f)
     return row
@@ -199,42 +208,47 @@ def training_summary(rows) -> dict:
 
 
 def print_training(seeds, rows) -> None:
-    print(f"\n**Training with seeds {' '.join(map(str, seeds))}** (mean ± std over folds)\n")
-    print("| fold | calls / others | before: threshold | after: threshold, gap, min | calibration MAE / FA per h "
-          "| forest MAE / exact / recall, before | after | hard MAE / exact, before | after | plain false calls "
-          "before / after | AP | F1 before / after | train s |")
-    print("|---:|---|---:|---|---|---|---|---|---|---|---:|---|---:|")
+    print(f"\n**Training with seeds {' '.join(map(str, seeds))}**. Operating points are threshold, gap s, shortest "
+          "call s; cells with three values are before (eval-clip threshold) / calibrated threshold with the default "
+          "rule / calibrated threshold and rule.\n")
+    print("| fold | calls / others | operating points | calibration MAE / false per h | forest MAE | forest exact "
+          "| forest event recall | hard MAE | plain false calls | clip F1 | AP | train s |")
+    print("|---:|---|---|---|---|---|---|---|---|---|---:|---:|")
+
+    def cells(r, value, form: str = "{:.2f}") -> str:
+        return " / ".join(form.format(value(r[name])) for name in POINTS)
+
     for r in rows:
-        b, a, p = r["before"], r["after"], r["points"]["after"]
-        print(f"| {r['fold']} | {r['calls']} / {r['others']} | {r['points']['before']['threshold']:.3f} | "
-              f"{p['threshold']:.3f}, {p['gap_seconds']:g}, {p['min_call_seconds']:g} | "
+        points = " / ".join(f"{p['threshold']:.3f}, {p['gap_seconds']:g}, {p['min_call_seconds']:g}"
+                            for p in (r["points"][name] for name in POINTS))
+        print(f"| {r['fold']} | {r['calls']} / {r['others']} | {points} | "
               f"{r['calibration']['mae']:.2f} / {r['calibration']['false_calls_per_hour']:.1f} | "
-              + " | ".join(f"{x['forest']['mae']:.2f} / {x['forest']['exact']:.2f} / {x['forest']['event_recall']:.3f}"
-                           for x in (b, a)) + " | "
-              + " | ".join(f"{x['hard']['mae']:.2f} / {x['hard']['exact']:.2f}" for x in (b, a)) + " | "
-              f"{b['plain']['false_calls']} / {a['plain']['false_calls']} | {r['ap']:.4f} | "
-              f"{b['f1']:.3f} / {a['f1']:.3f} | {r['wall']:.0f} |")
+              f"{cells(r, lambda x: x['forest']['mae'])} | {cells(r, lambda x: x['forest']['exact'])} | "
+              f"{cells(r, lambda x: x['forest']['event_recall'], '{:.3f}')} | {cells(r, lambda x: x['hard']['mae'])} | "
+              f"{cells(r, lambda x: x['plain']['false_calls'], '{}')} | {cells(r, lambda x: x['f1'], '{:.3f}')} | "
+              f"{r['ap']:.4f} | {r['wall']:.0f} |")
 
 
 def print_summary(trainings) -> None:
-    """Before and after, each training's mean over folds, and the spread between trainings."""
+    """Each operating point: every training's mean over folds, the mean of those, and their spread."""
     summaries = [training_summary(rows) for _, rows in trainings]
-    labels = [" ".join(map(str, seeds)) for seeds, _ in trainings]
-    print("\n**Honest counts, before (eval-clip threshold) and after (site calibration)**; per training: the mean "
-          "over folds; false calls pooled over the folds' hours\n")
-    print("| metric | " + " | ".join(f"{p}: {t}" for p in POINTS for t in labels) + " | before: mean | after: mean |")
-    print("|---|" + "---:|" * (2 * len(labels) + 2))
+    print("\n**Honest counts** per operating point: each training's mean over its folds (false calls pooled over "
+          "the folds' hours), then the mean over trainings and the spread (max - min) between them\n")
+    print("| metric | " + " | ".join(POINT_NAMES[p] for p in POINTS) + " |")
+    print("|---|" + "---|" * len(POINTS))
     rows = [(f"forest.{k}", f"forest backgrounds: {n}") for k, n in COUNT_METRICS]
     rows += [("forest.unmatched_per_hour", "forest: detections matching no call, per hour"),
              ("plain.false_per_hour", "plain backgrounds: false calls per hour")]
     rows += [(f"hard.{k}", f"hard backgrounds: {n}") for k, n in COUNT_METRICS[:2]]
     rows += [("f1", "clip F1 at the operating threshold")]
     for key, name in rows:
-        values = {p: [s[f"{p}.{key}"] for s in summaries] for p in POINTS}
-        print(f"| {name} | " + " | ".join(f"{v:.3f}" for p in POINTS for v in values[p]) + " | "
-              + " | ".join(f"{statistics.mean(values[p]):.3f}" for p in POINTS) + " |")
-    print(f"| clip average precision | " + " | ".join(f"{s['ap']:.4f}" for _ in POINTS for s in summaries)
-          + f" | {statistics.mean(s['ap'] for s in summaries):.4f} | |")
+        cells = []
+        for point in POINTS:
+            values = [s[f"{point}.{key}"] for s in summaries]
+            cells.append(" / ".join(f"{v:.3f}" for v in values)
+                         + f" → **{statistics.mean(values):.3f}** (± {(max(values) - min(values)) / 2:.3f})")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print("| clip average precision | " + " / ".join(f"{s['ap']:.4f}" for s in summaries) + " | | |")
 
 
 def main():

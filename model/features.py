@@ -77,7 +77,10 @@ MIN_CALL_SECONDS = 1.0
 # for false calls. Candidate thresholds are evenly spaced in log-odds, 0.011 to 0.989.
 CALIBRATION_THRESHOLDS = tuple(round(1 / (1 + math.exp(-x / 4)), 4) for x in range(-18, 19))
 # Candidate merging rules (frame-scoring models): the gap that still joins two runs into one call,
-# and the shortest call. The defaults above win ties.
+# and the shortest call. The defaults above win ties. Calibration chooses the threshold only (with the
+# default rule): choosing the rule too counted no better on the k-fold benchmark (BENCHMARKS.md, "Site
+# calibration"), where it split calls with gaps of 0.3 s.
+CALIBRATE_MERGING_RULE = False
 CALIBRATION_GAPS_SECONDS = (0.3, 0.6, CALL_GAP_SECONDS)
 CALIBRATION_MIN_CALL_SECONDS = (0.5, 0.75, MIN_CALL_SECONDS)
 # Planted recordings: this many, each as long as its background or this long at most, with 0-8 calls
@@ -90,7 +93,8 @@ CALIBRATION_SNR_DB = (-10.0, 6.0)
 CALIBRATION_GAPS_S = ((0.25, 0.3, 2.0), (0.35, 2.0, 6.0), (0.4, 6.0, 30.0))
 CALIBRATION_SEED = 0
 # Operating points within this many wrong calls (missed + extra + false) of the fewest tie; of those,
-# the middle threshold (in log-odds) wins: the one farthest from both kinds of error.
+# the highest threshold wins: it keeps the most distance from the background sounds behind false calls
+# (components/calibration.py says why).
 CALIBRATION_TIE_CALLS = 1
 # Without call-free background (count_calls.py --calibrate), the recordings to be counted give it:
 # up to this many of them, spread over the list, are cut into stretches of this length, and the stretches

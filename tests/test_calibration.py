@@ -48,17 +48,26 @@ def _backgrounds(seed: int = 1, count: int = 3, seconds: float = 40.0):
     return [calibration.Background(f"noise_{i}", _noise(rng, seconds)) for i in range(count)]
 
 
-def test_operating_point_rule_prefers_the_default_merging_rule_then_the_middle_threshold():
+def test_operating_point_rule_prefers_the_default_merging_rule_then_the_highest_tied_threshold():
     default = {"gap_seconds": features.CALL_GAP_SECONDS, "min_call_seconds": features.MIN_CALL_SECONDS}
     other = {"gap_seconds": 0.3, "min_call_seconds": 0.5}
     sweep = ([{"threshold": t, **default, "wrong_calls": w} for t, w in [(0.1, 9), (0.2, 3), (0.3, 2), (0.4, 3), (0.5, 6)]]
              + [{"threshold": t, **other, "wrong_calls": w} for t, w in [(0.1, 5), (0.2, 2), (0.3, 2), (0.4, 7)]])
-    # 2 is the fewest; within one call: default 0.2, 0.3, 0.4 and other 0.2, 0.3 → the default rule's middle.
-    assert calibration.choose_operating_point(sweep) == {"threshold": 0.3, **default, "wrong_calls": 2}
-    # When another rule is better by more than the tie, it wins, at the middle of its own tied thresholds.
+    # 2 is the fewest; within one call: default 0.2, 0.3, 0.4 and other 0.2, 0.3 → the default rule's highest.
+    assert calibration.choose_operating_point(sweep) == {"threshold": 0.4, **default, "wrong_calls": 3}
+    assert calibration.choose_operating_point(sweep, tie_calls=0) == {"threshold": 0.3, **default, "wrong_calls": 2}
+    # When another rule is better by more than the tie, it wins, at the highest of its own tied thresholds.
     better = [dict(p, wrong_calls=0) if p["gap_seconds"] == 0.3 and p["threshold"] in (0.2, 0.3) else p for p in sweep]
     assert calibration.choose_operating_point(better)["gap_seconds"] == 0.3
-    assert calibration.choose_operating_point(better)["threshold"] == 0.2
+    assert calibration.choose_operating_point(better)["threshold"] == 0.3
+
+
+def test_calibration_chooses_the_threshold_with_the_default_merging_rule():
+    result = calibration.calibrate(ToneScorer(), [_call()], _backgrounds(count=1), 0.5, recordings=3)
+    assert len(result["sweep"]) == len(calibration.candidate_points(True))  # every rule is measured
+    chosen = result["operating_point"]
+    assert (chosen["gap_seconds"], chosen["min_call_seconds"]) == (features.CALL_GAP_SECONDS, features.MIN_CALL_SECONDS)
+    assert chosen["threshold"] == result["default_rule"]["threshold"]
 
 
 def test_quiet_calls_calibrate_below_the_clean_clip_threshold_and_are_counted():
