@@ -8,8 +8,8 @@ rule) is then applied to the scores, and `choose_operating_point` takes:
 
 - the fewest wrong calls in all: calls missed or counted twice on the planted recordings (count errors),
   plus calls found on the plain backgrounds (false calls);
-- within CALIBRATION_TIE_CALLS of the fewest, the default merging rule where it is among them, and the
-  highest of its tied thresholds. Missed calls grow smoothly with the threshold and are measured on over a
+- of the points that tie (CALIBRATION_TIE_CALLS: none beyond the fewest), the default merging rule
+  where it is among them, and the highest of its tied thresholds. Missed calls grow smoothly with the threshold and are measured on over a
   hundred planted calls; false calls come from a few background sounds, whose scores on other recordings
   of the site can be higher than on the ones calibrated on. Between equally good points the highest keeps
   the most distance from them (and a false call costs an ecologist more than a missed one: it can put the
@@ -159,7 +159,7 @@ def calibrate(scorer, calls: Sequence[np.ndarray], backgrounds: Sequence[Backgro
     say(f"calibration: scoring {len(built)} planted recordings and {len(backgrounds)} plain backgrounds")
     planted = [(_scored(name, samples, scorer, config), truth) for name, samples, truth in built]
     plain = [_scored(b.name, b.samples, scorer, config) for b in backgrounds]
-    frame_model = planted[0][0].whole or planted[0][0].scores.ndim == 2 and planted[0][0].scores.shape[1] > 1
+    frame_model = any(scored.whole or scored.scores.shape[-1] > 1 for scored, _ in planted)  # rules apply
     sweep = [measure(point, planted, plain, config) for point in candidate_points(frame_model)]
     chosen = choose_operating_point(sweep if features.CALIBRATE_MERGING_RULE else
                                     [p for p in sweep if _is_default_rule(p)])
@@ -174,7 +174,7 @@ def calibrate(scorer, calls: Sequence[np.ndarray], backgrounds: Sequence[Backgro
         "default_rule": choose_operating_point([p for p in sweep if _is_default_rule(p)]),
         "at_eval_threshold": at_eval,
         "rule": "fewest wrong calls (count errors on planted recordings + false calls on plain backgrounds); "
-                f"ties within {features.CALIBRATION_TIE_CALLS}: the default merging rule, then the highest threshold",
+                "of equal points the default merging rule, then the highest threshold",
         "planted_recordings": len(built),
         "planted_calls": sum(len(truth) for _, _, truth in built),
         "background_hours": round(sum(len(b.samples) for b in backgrounds) / features.SAMPLE_RATE / 3600, 4),

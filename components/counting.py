@@ -273,8 +273,13 @@ def find_calls(starts_s: np.ndarray, frame_scores: np.ndarray, config: "Counting
         calls = merge_detections(starts_s, scores, config.threshold, config.window_seconds)
         return calls, np.asarray(starts_s) + config.window_seconds / 2, scores
     times, track = frame_track(starts_s, frame_scores)
+    return _frame_calls_by(config, times, track), times, track
+
+
+def _frame_calls_by(config: "CountingConfig", times: np.ndarray, track: np.ndarray):
+    """frame_calls with the threshold and merging rule `config` holds."""
     return frame_calls(times, track, config.threshold, gap_seconds=config.gap_seconds,
-                       min_seconds=config.min_call_seconds), times, track
+                       min_seconds=config.min_call_seconds)
 
 
 def merge_detections(
@@ -457,9 +462,7 @@ def calls_in(scored_chunks: Sequence[ScoredChunk], config: CountingConfig):
     times = np.concatenate([chunk.times for chunk in chunks])
     scores = np.concatenate([chunk.scores for chunk in chunks])
     if chunks[0].whole:
-        calls = frame_calls(times, scores, config.threshold, gap_seconds=config.gap_seconds,
-                            min_seconds=config.min_call_seconds)
-        return calls, times, scores
+        return _frame_calls_by(config, times, scores), times, scores
     return find_calls(times, scores, config)
 
 
