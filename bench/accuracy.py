@@ -158,8 +158,7 @@ def run_fold(args, seeds, fold: int) -> dict:
     sets = test_sets(args, fold)
     calibrated = site_calibration(args, fold_dir, report, model_dir, fold)
     rule = ("threshold", "gap_seconds", "min_call_seconds")
-    points = {"before": {**scoring.read_operating_point(model_dir), "threshold": report["threshold"],
-                         "source": "eval clips"},
+    points = {"before": scoring.default_rule_point(report["threshold"], "eval clips"),
               "threshold": {k: calibrated["default_rule"][k] for k in rule},
               "rule": {k: calibrated["with_rule"][k] for k in rule}}
     clips = fold_clips(args.data_root, fold, args.folds)

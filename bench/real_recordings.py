@@ -37,8 +37,7 @@ def main():
     calibrated = scoring.read_operating_point(model_dir)
     with open(os.path.join(model_dir, scoring.THRESHOLD_FILE)) as f:
         eval_threshold = json.load(f).get("eval_threshold", calibrated["threshold"])
-    points = {"eval-clip threshold": {**calibrated, "threshold": eval_threshold, "gap_seconds": 1.0,
-                                      "min_call_seconds": 1.0, "source": "eval clips"},
+    points = {"eval-clip threshold": scoring.default_rule_point(eval_threshold, "eval clips"),
               "site calibration": calibrated}
     consensus = reference_consensus(os.path.join(args.data_root, "reference_counts"))
     print(f"Model {model_dir}\n")

@@ -11,6 +11,7 @@ import os
 from tfx import v1 as tfx
 from tfx.types import artifact
 
+from components import calibration as site_calibration
 from components import counting, files, scoring
 from components.count_calibrator import CountCalibration
 
@@ -57,7 +58,8 @@ def CallCounter(
         operating_point={
             **{name: calibration.get_float_custom_property(name)
                for name in ("threshold", "gap_seconds", "min_call_seconds")},
-            "source": "site calibration" if calibration.get_int_custom_property("calibrated") else "eval clips",
+            "source": site_calibration.SITE_CALIBRATION if calibration.get_int_custom_property("calibrated")
+            else "eval clips",
         },
     )
     counts.set_int_custom_property("counted", 1)

@@ -87,8 +87,7 @@ def CountCalibrator(
     usable, failures = calibration.load_backgrounds(counting.list_recordings(backgrounds) if backgrounds else [])
     for path, reason in failures:
         _log.warning("Calibration skips background %s: %s", path, reason)
-    point = {"threshold": eval_threshold, "gap_seconds": features.CALL_GAP_SECONDS,
-             "min_call_seconds": features.MIN_CALL_SECONDS, "source": "eval clips"}
+    point = scoring.default_rule_point(eval_threshold, "eval clips")
     payload = {"failures": [{"path": p, "reason": r} for p, r in failures], "eval_threshold": eval_threshold,
                "calls": len(calls), "model": model.uri}
     if usable and calls:

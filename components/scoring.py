@@ -41,14 +41,19 @@ def resolve_model_dir(path: str) -> str:
     return os.path.join(path, str(versions[-1]))
 
 
+def default_rule_point(threshold: float, source: str) -> Dict:
+    """An operating point: `threshold` with the default merging rule (model/features.py)."""
+    return {"threshold": threshold, "gap_seconds": features.CALL_GAP_SECONDS,
+            "min_call_seconds": features.MIN_CALL_SECONDS, "source": source}
+
+
 def read_operating_point(model_dir: str) -> Dict:
     """{threshold, gap_seconds, min_call_seconds, source}: how the counting job turns this model's scores
     into calls. The model's own when the pipeline recorded one (site calibration, else the eval-clip
     threshold), else the tutorial's threshold; the merging rule's defaults where it recorded none."""
     import tensorflow as tf
 
-    point = {"threshold": features.TUTORIAL_THRESHOLD, "gap_seconds": features.CALL_GAP_SECONDS,
-             "min_call_seconds": features.MIN_CALL_SECONDS, "source": "the tutorial's threshold"}
+    point = default_rule_point(features.TUTORIAL_THRESHOLD, "the tutorial's threshold")
     path = os.path.join(model_dir, THRESHOLD_FILE)
     if tf.io.gfile.exists(path):
         with tf.io.gfile.GFile(path) as f:
