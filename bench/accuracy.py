@@ -42,7 +42,7 @@ import time
 import numpy as np
 
 import planted
-from components import audio, calibration, count_calibrator, counting, dataset, scoring, synthetic_data
+from components import audio, calibration, count_calibrator, counting, dataset, planting, scoring, synthetic_data
 from model import constants
 from pipeline_runs import REAL_DATA_ROOT, run_local_pipeline
 
@@ -142,7 +142,7 @@ def count(model_dir: str, recordings, out_dir: str, point: dict) -> dict:
     results = counting.load_parts(out_dir)
     counts = {os.path.basename(r): v["calls"] or 0 for r, v in results.items()}
     detections = {os.path.basename(r): [(s, e) for s, e, _ in v["detections"]] for r, v in results.items()}
-    scores = planted.count_scores(counts, detections, synthetic_data.read_forest_calls(recordings))
+    scores = planting.count_scores(counts, detections, synthetic_data.read_forest_calls(recordings))
     found = sum(len(d) for d in detections.values())
     unmatched = found - round(scores["event_precision"] * found)
     return {**scores, "unmatched": unmatched, "hours": summary["audio_hours"]}

@@ -12,9 +12,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from components import audio, counting, planting, synthetic_data
-from components.planting import count_scores, match_events  # noqa: F401  (the benchmarks' names for them)
-from model import features
+from components import audio, planting, synthetic_data
 
 RATE = synthetic_data.FOREST_RATE  # planted at 48 kHz, written at 48 kHz
 
@@ -76,16 +74,3 @@ def build_recordings(
         truth[name] = calls
     synthetic_data.write_forest_truth(out_dir, truth, extra_columns=["snr_db"])
     return truth
-
-
-def score_recordings(scorer, recordings: str, hop_seconds: float = features.HOP_SECONDS):
-    """{file name: (window starts in seconds, frame scores [windows, frames])} of every planted recording
-    in `recordings`, windowed and scored as the counting job does it."""
-    hop = int(round(hop_seconds * features.SAMPLE_RATE))
-    scored = {}
-    for name in sorted(synthetic_data.read_forest_truth(recordings)):
-        waveform = audio.load_audio(os.path.join(recordings, name))
-        starts = counting.window_starts(len(waveform), features.CLIP_SAMPLES, hop)
-        scored[name] = (starts / features.SAMPLE_RATE,
-                        counting.score_windows(waveform, starts, scorer, features.CLIP_SAMPLES))
-    return scored
