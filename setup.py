@@ -21,5 +21,8 @@ setuptools.setup(
         "scipy",
         "matplotlib",
     ],
-    extras_require={"dev": ["pytest"]},
+    # The review page's template (components/review_page.py reads it beside the module).
+    package_data={"components": ["review_page.html"]},
+    # playwright drives Debian's chromium in the review page's browser test (.ci/run installs chromium).
+    extras_require={"dev": ["pytest", "playwright"]},
 )
