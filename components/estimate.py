@@ -34,10 +34,10 @@ PRIORS = ("score", "jeffreys", "uniform")
 DEFAULT_PRIOR = "score"
 INTERVAL = 0.90
 DRAWS = 10_000
-# Spellings accepted in a label column typed by hand (case and spaces ignored).
+# Spellings accepted in a label column typed by hand, once lower-cased with '_' read as a space.
 _SPELLINGS = {"call": "call", "c": "call", "yes": "call", "y": "call", "1": "call",
-              "not_call": "not_call", "not a call": "not_call", "not call": "not_call", "n": "not_call",
-              "no": "not_call", "0": "not_call", "unsure": "unsure", "u": "unsure", "?": "unsure", "": ""}
+              "not call": "not_call", "not a call": "not_call", "n": "not_call", "no": "not_call", "0": "not_call",
+              "unsure": "unsure", "u": "unsure", "?": "unsure", "": ""}
 
 
 def load_review(review_dir: str) -> Dict:
@@ -78,14 +78,14 @@ def read_labels(path: str, described: Dict) -> Dict[str, str]:
         item = items[row["id"]]
         if row["id"] in labels:
             raise ReviewError(f"{path}: id {row['id']} appears twice")
-        if row["recording"] != item["recording"] or row["bin"] != str(item["bin"]) or not _same(row["start_s"], item["start_s"]):
-            raise ReviewError(f"{path}: row {row['id']} ({row['recording']} at {row['start_s']} s, bin {row['bin']}) is "
-                              f"not this review's item ({item['recording']} at {item['start_s']} s, bin {item['bin']})")
-        label = _SPELLINGS.get(" ".join(row["label"].lower().replace("_", " ").split()).replace("not call", "not_call")
-                               .replace("not a call", "not_call"))
+        if (row["recording"], row["bin"]) != (item["recording"], str(item["bin"])) or not _same(row["start_s"],
+                                                                                                 item["start_s"]):
+            raise ReviewError(f"{path}: row {row['id']} ({row['recording']} at {row['start_s']} s, bin {row['bin']}) "
+                              f"is not this review's item ({item['recording']} at {item['start_s']} s, bin {item['bin']})")
+        label = _SPELLINGS.get(" ".join(row["label"].lower().replace("_", " ").split()))
         if label is None:
-            raise ReviewError(f"{path}: row {row['id']} has label {row['label']!r}; use call, not_call, unsure or leave "
-                              "it empty")
+            raise ReviewError(f"{path}: row {row['id']} has label {row['label']!r}; use call, not_call, unsure "
+                              "or leave it empty")
         labels[row["id"]] = label
     return labels
 

@@ -138,7 +138,8 @@ def window_scores(model_dir: str, path: str, hop_seconds: float, scorer=None) ->
 
     scorer = scorer or scoring.shared_scorer(model_dir)
     waveform = audio.load_audio(path)
-    starts = counting.window_starts(len(waveform), features.CLIP_SAMPLES, int(round(hop_seconds * features.SAMPLE_RATE)))
+    hop = int(round(hop_seconds * features.SAMPLE_RATE))
+    starts = counting.window_starts(len(waveform), features.CLIP_SAMPLES, hop)
     windows = np.lib.stride_tricks.sliding_window_view(waveform, features.CLIP_SAMPLES)
     batch = counting.SCORE_BATCH
     scores = [scorer(np.ascontiguousarray(windows[starts[i : i + batch]])) for i in range(0, len(starts), batch)]

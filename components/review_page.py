@@ -70,8 +70,8 @@ def _draw(figure, samples: np.ndarray, item: Dict, detections) -> None:
                                                noverlap=_FRAME - _STEP, mode="psd")
     keep = frequencies <= _TOP_HZ
     decibels = 10 * np.log10(power[keep] + 1e-12)
-    axis.imshow(decibels, origin="lower", aspect="auto", cmap="magma", interpolation="nearest", extent=[begin, end, 0, _TOP_HZ / 1000],
-                vmin=np.percentile(decibels, 5), vmax=decibels.max())
+    axis.imshow(decibels, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
+                extent=[begin, end, 0, _TOP_HZ / 1000], vmin=np.percentile(decibels, 5), vmax=decibels.max())
     mark_start, mark_end = item["mark"]
     axis.axvspan(mark_start, mark_end, color="#ffe14d", alpha=0.28, lw=0)
     if item["kind"] == "window":

@@ -38,7 +38,9 @@ def run(argv=None) -> dict:
 def summary_line(result: dict, output: str) -> str:
     total, missed, labels = result["total"], result["missed_calls"], result["labels"]
     precision = result["precision"]
-    found = f"precision {precision['value']:.2f} [{precision['low']:.2f}, {precision['high']:.2f}], " if precision else ""
+    found = ""
+    if precision:
+        found = f"precision {precision['value']:.2f} [{precision['low']:.2f}, {precision['high']:.2f}], "
     return (f"{total['calls']:.1f} calls (90 % interval {total['low']:.0f}–{total['high']:.0f}) in "
             f"{len(result['recordings'])} recordings: {found}missed {missed['calls']:.1f} "
             f"[{missed['low']:.0f}, {missed['high']:.0f}], {result['calls_per_hour']['calls']:.1f} calls per hour; "

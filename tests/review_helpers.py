@@ -83,7 +83,8 @@ def truth_label(item) -> str:
     the middle of a call no detection found lies in its cell."""
     calls = CALLS[item["recording"]]
     if item["kind"] == "detection":
-        return "call" if any(s < item["end_s"] and s + CALL_SECONDS > item["start_s"] for s, _, _ in calls) else "not_call"
+        overlaps = any(s < item["end_s"] and s + CALL_SECONDS > item["start_s"] for s, _, _ in calls)
+        return "call" if overlaps else "not_call"
     begin, end = item["mark"]
     missed = [s + CALL_SECONDS / 2 for s, _, found in calls if not found]
     return "call" if any(begin <= m < end for m in missed) else "not_call"
