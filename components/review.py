@@ -15,8 +15,7 @@ so the middle of every call, lies in exactly one cell. Two kinds of item are dra
 A missed call's middle lies in one cell only, so the calls missed are the positive cells: no
 windows-to-calls factor is needed (estimate.py).
 
-`draw_review` builds the population and the sample; `write_review` writes REVIEW/ (review_page.py draws
-the page and the snippets), all into a temporary folder renamed into place at the end.
+`draw_review` builds the population and the sample; review_page.write_review writes REVIEW/.
 """
 
 import csv
@@ -25,7 +24,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -280,38 +278,3 @@ def draw_review(run: CountingRun, model_dir: str, per_bin: int = DEFAULT_PER_BIN
     described.update(per_bin=per_bin, seed=seed, token=token,
                      items=draw_items(recordings, per_bin, bins, seed, token))
     return recordings, described
-
-
-def write_review(output_dir: str, recordings: Sequence[Recording], described: Dict) -> None:
-    """REVIEW/index.html, review.csv, bins.json and snippets/, written into a temporary folder that
-    replaces nothing: `output_dir` must not exist yet (or be empty), so no labels are overwritten."""
-    from components import review_page
-
-    if os.path.isdir(output_dir) and os.listdir(output_dir):
-        raise ReviewError(f"{output_dir} already exists and is not empty: choose another --output-dir "
-                          "(a review there may hold labels)")
-    parent = os.path.dirname(os.path.abspath(output_dir))
-    os.makedirs(parent, exist_ok=True)
-    temporary = os.path.join(parent, f".{os.path.basename(os.path.abspath(output_dir))}.tmp{os.getpid()}")
-    shutil.rmtree(temporary, ignore_errors=True)
-    try:
-        review_page.write_snippets(temporary, recordings, described["items"])
-        review_page.write_page(temporary, described)
-        write_review_csv(os.path.join(temporary, REVIEW_CSV), described["items"])
-        with open(os.path.join(temporary, BINS_JSON), "w") as f:
-            json.dump(described, f, indent=1)
-        if os.path.isdir(output_dir):
-            os.rmdir(output_dir)  # empty, checked above
-        os.replace(temporary, output_dir)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
-
-
-def write_review_csv(path: str, items: Sequence[Dict], labels: Optional[Dict[str, str]] = None) -> None:
-    """`id,recording,start_s,end_s,score,bin,label`, one row per item; labels empty unless given."""
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(REVIEW_COLUMNS)
-        for item in items:
-            writer.writerow([item["id"], item["recording"], item["start_s"], item["end_s"], item["score"],
-                             item["bin"], (labels or {}).get(item["id"], "")])

@@ -1,20 +1,23 @@
-"""The review page: a snippet (wav) and a marked spectrogram (png) per item, and one static index.html.
+"""The review folder: a snippet (wav) and a marked spectrogram (png) per item, one static index.html,
+review.csv and bins.json, written into a temporary folder renamed into place at the end (`write_review`).
 
 The page (components/review_page.html) works from file:// with no server: the items are written into
 it as JSON, the snippets are relative links, and the labels leave it as a CSV download made in the
 browser. It keeps the labels in the browser's local storage between visits.
 """
 
+import csv
 import json
 import logging
 import os
+import shutil
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import soundfile as sf
 
-from components import audio
+from components import audio, review
 from model import features
 
 _log = logging.getLogger("capuchin.review")
@@ -35,7 +38,7 @@ def write_snippets(review_dir: str, recordings: Sequence, items: List[Dict]) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    folder = os.path.join(review_dir, "snippets")
+    folder = os.path.join(review_dir, review.SNIPPETS_DIR)
     os.makedirs(folder, exist_ok=True)
     by_recording: Dict[str, List[Dict]] = {}
     for item in items:
@@ -47,7 +50,8 @@ def write_snippets(review_dir: str, recordings: Sequence, items: List[Dict]) -> 
         for item in by_recording[recording.name]:
             first = max(0, int((item["start_s"] - CONTEXT_SECONDS) * features.SAMPLE_RATE))
             last = min(len(samples), int(np.ceil((item["end_s"] + CONTEXT_SECONDS) * features.SAMPLE_RATE)))
-            item.update(audio=f"snippets/{item['id']}.wav", image=f"snippets/{item['id']}.png",
+            stem = f"{review.SNIPPETS_DIR}/{item['id']}"  # a URL in the page
+            item.update(audio=stem + ".wav", image=stem + ".png",
                         snippet=[round(first / features.SAMPLE_RATE, 3), round(last / features.SAMPLE_RATE, 3)])
             sf.write(os.path.join(review_dir, item["audio"]), samples[first:last], features.SAMPLE_RATE,
                      subtype="PCM_16")
@@ -97,5 +101,38 @@ def write_page(review_dir: str, described: Dict) -> None:
     filled = (template.replace("__TITLE__", title)
               .replace("__TOKEN__", described["token"])
               .replace("__ITEMS__", json.dumps(items).replace("</", "<\\/")))
-    with open(os.path.join(review_dir, "index.html"), "w") as f:
+    with open(os.path.join(review_dir, review.INDEX_HTML), "w") as f:
         f.write(filled)
+
+
+def write_review(output_dir: str, recordings: Sequence[review.Recording], described: Dict) -> None:
+    """REVIEW/index.html, review.csv, bins.json and snippets/, written into a temporary folder that
+    replaces nothing: `output_dir` must not exist yet (or be empty), so no labels are overwritten."""
+    if os.path.isdir(output_dir) and os.listdir(output_dir):
+        raise review.ReviewError(f"{output_dir} already exists and is not empty: choose another --output-dir "
+                          "(a review there may hold labels)")
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    os.makedirs(parent, exist_ok=True)
+    temporary = os.path.join(parent, f".{os.path.basename(os.path.abspath(output_dir))}.tmp{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        write_snippets(temporary, recordings, described["items"])
+        write_page(temporary, described)
+        write_review_csv(os.path.join(temporary, review.REVIEW_CSV), described["items"])
+        with open(os.path.join(temporary, review.BINS_JSON), "w") as f:
+            json.dump(described, f, indent=1)
+        if os.path.isdir(output_dir):
+            os.rmdir(output_dir)  # empty, checked above
+        os.replace(temporary, output_dir)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def write_review_csv(path: str, items: Sequence[Dict], labels: Optional[Dict[str, str]] = None) -> None:
+    """`id,recording,start_s,end_s,score,bin,label`, one row per item; labels empty unless given."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(review.REVIEW_COLUMNS)
+        for item in items:
+            writer.writerow([item["id"], item["recording"], item["start_s"], item["end_s"], item["score"],
+                             item["bin"], (labels or {}).get(item["id"], "")])

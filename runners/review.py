@@ -17,7 +17,7 @@ import os
 import sys
 
 from runners import quiet  # noqa: F401  (must precede TensorFlow)
-from components import review
+from components import review, review_page
 
 
 def run(argv=None) -> dict:
@@ -38,7 +38,7 @@ def run(argv=None) -> dict:
         print(f"Scoring {len(counting_run.paths)} recordings with {model_dir} ...", flush=True)
         recordings, described = review.draw_review(counting_run, model_dir, args.per_bin, args.bins, args.seed)
         print(f"Writing {len(described['items'])} snippets ...", flush=True)
-        review.write_review(args.output_dir, recordings, described)
+        review_page.write_review(args.output_dir, recordings, described)
     except review.ReviewError as error:
         sys.exit(f"Cannot review: {error}")
     print(summary_line(described, args.output_dir))

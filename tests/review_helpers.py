@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from components import review
+from components import review, review_page
 from model import features
 from tests.helpers import write_audio
 
@@ -74,7 +74,7 @@ def make_review(counts: str, output_dir: str, per_bin: int = 6, bins: int = 4, s
     """The review of `counts`, scored with BandScorer; returns bins.json's content."""
     run = review.read_counting_run(counts)
     recordings, described = review.draw_review(run, "tone", per_bin, bins, seed, scorer=BandScorer())
-    review.write_review(output_dir, recordings, described)
+    review_page.write_review(output_dir, recordings, described)
     return described
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from components import review
+from components import review, review_page
 from runners import review as review_runner
 from tests import review_helpers
 
@@ -132,5 +132,5 @@ def test_an_existing_review_is_never_overwritten(reviewed):
     output, described = reviewed
     before = open(os.path.join(output, review.REVIEW_CSV)).read()
     with pytest.raises(review.ReviewError, match="already exists and is not empty"):
-        review.write_review(output, [], described)
+        review_page.write_review(output, [], described)
     assert open(os.path.join(output, review.REVIEW_CSV)).read() == before
