@@ -22,8 +22,8 @@ def run(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--counts", required=True, help="the counting output the review was drawn from")
     parser.add_argument("--review", required=True, help="the labels: the page's CSV download, or review.csv")
-    parser.add_argument("--output", required=True, help="where estimate.json goes")
     parser.add_argument("--review-dir", help="the review folder (bins.json); default: the CSV's folder")
+    parser.add_argument("--output", required=True, help="where estimate.json goes")
     parser.add_argument("--prior", choices=estimate.PRIORS, default=estimate.DEFAULT_PRIOR,
                         help="each stratum's Beta prior (default: centred on its mean score, worth one label)")
     args = parser.parse_args(argv)
