@@ -1,7 +1,8 @@
 """Audio loading shared by ingestion and counting: any wav/flac/mp3 → float32 16 kHz mono.
 
-Decoding is libsndfile (via `soundfile`), resampling is soxr (streamed, so long files stay small): on a real 3-minute forest mp3 both are
-several times faster than tensorflow-io and give the same samples (see BENCHMARKS.md, bench/audio_io.py).
+Decoding is libsndfile (via `soundfile`), resampling is soxr (streamed, so long files stay small): both
+are several times faster than tensorflow-io, with the same samples (BENCHMARKS.md, "Audio decoding and
+ingestion").
 Every failure is an `AudioLoadError` that names the file and the reason, so batch jobs can record it
 and carry on.
 """
@@ -131,8 +132,8 @@ def mp3_round_trip(samples: np.ndarray, sample_rate: int = features.SAMPLE_RATE)
 def _mono(block: np.ndarray) -> np.ndarray:
     """[frames, channels] → [frames], channels averaged.
 
-    Column by column: numpy's `mean(axis=1)` over two interleaved channels costs as much as decoding
-    the mp3 (see BENCHMARKS.md); adding the columns is ~15x cheaper.
+    Column by column: numpy's `mean(axis=1)` over a two-wide axis is slow enough to rival decoding;
+    adding the columns is not.
     """
     mono = block[:, 0].copy()
     for channel in range(1, block.shape[1]):

@@ -24,8 +24,8 @@ LABEL_DIRS = ((POSITIVE_DIR, 1), (NEGATIVE_DIR, 0))
 TRAIN_SPLIT = "train"
 EVAL_SPLIT = "eval"
 SPLITS = (TRAIN_SPLIT, EVAL_SPLIT)
-# About three groups in ten go to eval. The real data has only 34 call groups of very different
-# sizes; with 20 % its hash sends 2 of them (10 clips) to eval, too few to measure recall. 30 % gives 7 (40).
+# About three groups in ten go to eval: the real data has only 34 call groups, of very different sizes,
+# and a smaller share can leave too few eval calls to measure recall.
 DEFAULT_EVAL_PERCENT = 30
 
 _CLIP_NUMBER = re.compile(r"-\d+$")

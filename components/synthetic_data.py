@@ -11,21 +11,22 @@ the real dataset's layout (see `components/dataset.py`) and is a pure function o
     <root>/forest_calls.csv    recording,start_s,end_s (one row per planted call)
 
 Clips of one group share their parameters (pitch, noise colour, format), like clips cut from one
-xeno-canto recording, so a split by clip would leak just as it does on the real data.
+xeno-canto recording, so a split by clip would leak just as it does on the real data. The sounds
+themselves come from `components/synthetic_sounds.py`.
 """
 
 import csv
 import dataclasses
 import json
 import os
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
-import scipy.fft
 import soundfile as sf
 
 from components import audio as audio_io
 from components import dataset
+from components import synthetic_sounds as sounds
 
 # Formats the clips are written in, one per group in turn, so every decoder and several
 # rates and channel counts are exercised: (extension, sample rate, channels).
@@ -66,90 +67,6 @@ class SyntheticSpec:
     seed: int = 0
 
 
-# --- Sounds ------------------------------------------------------------------------------------
-# Each takes a random generator, a sample rate and returns float32 mono with peak about 1.
-
-
-def capuchin_call(rng: np.random.Generator, rate: int, base_f0: float, duration: float) -> np.ndarray:
-    """A low harmonic "moo": fundamental `base_f0` (300–900 Hz) rising then falling, with vibrato."""
-    t = np.arange(int(duration * rate)) / rate
-    contour = 1.0 + 0.25 * np.sin(np.pi * t / duration)  # rises by a quarter, then falls back
-    vibrato = 1.0 + 0.02 * np.sin(2 * np.pi * rng.uniform(5, 8) * t)
-    f0 = base_f0 * contour * vibrato
-    phase = 2 * np.pi * np.cumsum(f0) / rate
-    wave = np.zeros_like(t)
-    for harmonic in range(1, 7):
-        if harmonic * f0.max() < min(4_000, rate / 2):  # calls live below ~4 kHz
-            wave += np.sin(harmonic * phase + rng.uniform(0, 2 * np.pi)) / harmonic**1.2
-    return _normalise(wave * _envelope(len(t), rate, attack=0.1, release=0.25))
-
-
-def chirps(rng: np.random.Generator, rate: int, duration: float) -> np.ndarray:
-    """Fast high frequency sweeps (small songbirds): 30–80 ms each, 2.5–7 kHz."""
-    out = np.zeros(int(duration * rate))
-    position = rng.uniform(0, 0.2)
-    top = min(7_000, 0.45 * rate)
-    while position < duration - 0.1:
-        length = rng.uniform(0.03, 0.08)
-        t = np.arange(int(length * rate)) / rate
-        start_f, end_f = rng.uniform(0.4, 0.6) * top, rng.uniform(0.8, 1.0) * top
-        if rng.random() < 0.5:
-            start_f, end_f = end_f, start_f
-        freq = np.linspace(start_f, end_f, len(t))
-        chirp = np.sin(2 * np.pi * np.cumsum(freq) / rate) * np.hanning(len(t))
-        begin = int(position * rate)
-        out[begin : begin + len(chirp)] += chirp[: len(out) - begin]
-        position += length + rng.uniform(0.05, 0.3)
-    return _normalise(out)
-
-
-def insect_trill(rng: np.random.Generator, rate: int, duration: float) -> np.ndarray:
-    """A steady high carrier (4–7 kHz) pulsed 20–60 times a second (crickets, cicadas)."""
-    t = np.arange(int(duration * rate)) / rate
-    carrier = rng.uniform(4_000, 7_000) * min(1.0, 0.45 * rate / 7_000)
-    pulses = (np.sin(2 * np.pi * rng.uniform(20, 60) * t) > rng.uniform(-0.2, 0.4)).astype(float)
-    return _normalise(np.sin(2 * np.pi * carrier * t) * pulses)
-
-
-def rain(rng: np.random.Generator, rate: int, duration: float) -> np.ndarray:
-    """Broadband hiss with sparse drop clicks."""
-    n = int(duration * rate)
-    hiss = rng.normal(size=n) * 0.3
-    drops = (rng.random(n) < 40 / rate) * rng.normal(size=n) * 3.0
-    return _normalise(hiss + np.convolve(drops, np.exp(-np.arange(64) / 8.0), mode="same"))
-
-
-def wind(rng: np.random.Generator, rate: int, duration: float) -> np.ndarray:
-    """Low rumbling noise (red spectrum) with slow gusts: energy in the calls' own band."""
-    n = int(duration * rate)
-    gusts = 0.6 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.2, 0.8) * np.arange(n) / rate + rng.uniform(0, 6))
-    return _normalise(coloured_noise(rng, n, exponent=2.0) * gusts)
-
-
-def silence(rng: np.random.Generator, rate: int, duration: float) -> np.ndarray:
-    """Near-silence: recorder self-noise about 70 dB below full scale."""
-    return (rng.normal(size=int(duration * rate)) * 3e-4).astype(np.float32)
-
-
-NEGATIVE_SOUNDS: Dict[str, Callable[[np.random.Generator, int, float], np.ndarray]] = {
-    "chirps": chirps,
-    "trill": insect_trill,
-    "rain": rain,
-    "wind": wind,
-    "silence": silence,
-}
-
-
-def coloured_noise(rng: np.random.Generator, n: int, exponent: float = 1.0) -> np.ndarray:
-    """Noise with power ∝ 1/f**exponent (1 = pink, 2 = red), unit RMS."""
-    padded = scipy.fft.next_fast_len(n, real=True)  # odd lengths make the FFT 10x slower
-    spectrum = scipy.fft.rfft(rng.normal(size=padded))
-    # Flat below 1/400 of the sample rate (~100 Hz at 44.1 kHz): no rumble far below any sound of interest.
-    frequencies = np.maximum(np.arange(len(spectrum), dtype=float), padded / 400)
-    noise = scipy.fft.irfft(spectrum / frequencies ** (exponent / 2), padded)[:n]
-    return (noise / (np.sqrt(np.mean(noise**2)) + 1e-12)).astype(np.float32)
-
-
 # --- Clips and recordings ----------------------------------------------------------------------
 
 
@@ -157,20 +74,20 @@ def positive_clip(rng: np.random.Generator, rate: int, base_f0: float, noise_exp
     """A 2–3.5 s clip holding one call over background noise at 10–25 dB SNR."""
     length = int(rng.uniform(2.0, 3.5) * rate)
     longest = min(CALL_SECONDS[1], length / rate - 0.2)
-    call = capuchin_call(rng, rate, base_f0 * rng.uniform(0.95, 1.05), rng.uniform(CALL_SECONDS[0], longest))
+    call = sounds.capuchin_call(rng, rate, base_f0 * rng.uniform(0.95, 1.05), rng.uniform(CALL_SECONDS[0], longest))
     start = rng.integers(0, length - len(call) + 1)
     clip = _noise_at_snr(rng, length, call, rng.uniform(10, 25), noise_exponent)
     clip[start : start + len(call)] += call
-    return _normalise(clip) * rng.uniform(0.2, 0.8)
+    return sounds.normalise(clip) * rng.uniform(0.2, 0.8)
 
 
 def negative_clip(rng: np.random.Generator, rate: int, kind: str, noise_exponent: float) -> np.ndarray:
     """A 2.5–3.5 s clip of one non-call sound over faint background noise."""
-    sound = NEGATIVE_SOUNDS[kind](rng, rate, rng.uniform(2.5, 3.5))
+    sound = sounds.NEGATIVE_SOUNDS[kind](rng, rate, rng.uniform(2.5, 3.5))
     if kind == "silence":
         return sound
     clip = sound + _noise_at_snr(rng, len(sound), sound, rng.uniform(15, 30), noise_exponent)
-    return _normalise(clip) * rng.uniform(0.2, 0.8)
+    return sounds.normalise(clip) * rng.uniform(0.2, 0.8)
 
 
 def forest_recording(
@@ -183,10 +100,10 @@ def forest_recording(
     """
     rate = FOREST_RATE
     n = int(seconds * rate)
-    background = 0.02 * np.stack([coloured_noise(rng, n, 1.0), coloured_noise(rng, n, 1.0)], axis=1)
+    background = 0.02 * np.stack([sounds.coloured_noise(rng, n, 1.0), sounds.coloured_noise(rng, n, 1.0)], axis=1)
     calls = _call_times(rng, seconds, num_calls)
     for start, end in calls:
-        call = capuchin_call(rng, rate, rng.uniform(300, 900), end - start)
+        call = sounds.capuchin_call(rng, rate, rng.uniform(300, 900), end - start)
         gain = 0.02 * 10 ** (rng.uniform(12, 24) / 20)  # 12–24 dB above the background RMS
         _add(background, call * gain, start, rate)
     # Non-call events fill some of the gaps, never overlapping a call (the truth stays unambiguous).
@@ -195,7 +112,7 @@ def forest_recording(
         length = rng.uniform(1.0, 4.0)
         start = rng.uniform(0, seconds - length)
         if all(start + length < s - 0.5 or start > e + 0.5 for s, e in calls):
-            _add(background, NEGATIVE_SOUNDS[kind](rng, rate, length) * 0.1, start, rate)
+            _add(background, sounds.NEGATIVE_SOUNDS[kind](rng, rate, length) * 0.1, start, rate)
     return np.clip(background, -1, 1).astype(np.float32), calls
 
 
@@ -343,16 +260,4 @@ def _add(target: np.ndarray, sound: np.ndarray, start_s: float, rate: int) -> No
 
 def _noise_at_snr(rng, n: int, signal: np.ndarray, snr_db: float, exponent: float) -> np.ndarray:
     signal_rms = np.sqrt(np.mean(signal**2)) + 1e-12
-    return coloured_noise(rng, n, exponent) * signal_rms / 10 ** (snr_db / 20)
-
-
-def _envelope(n: int, rate: int, attack: float, release: float) -> np.ndarray:
-    envelope = np.ones(n)
-    a, r = min(int(attack * rate), n // 2), min(int(release * rate), n // 2)
-    envelope[:a] = np.linspace(0, 1, a)
-    envelope[n - r :] = np.linspace(1, 0, r)
-    return envelope
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    return (x / (np.max(np.abs(x)) + 1e-12)).astype(np.float32)
+    return sounds.coloured_noise(rng, n, exponent) * signal_rms / 10 ** (snr_db / 20)

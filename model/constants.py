@@ -23,14 +23,11 @@ SEED_EPOCHS = 4
 EPOCHS = {ARCHITECTURE_DEFAULT: DEFAULT_EPOCHS, ARCHITECTURE_SEED: SEED_EPOCHS}
 SEED = 42  # weights, shuffling, dropout and augmentation: same data, same model
 # The default model is an ensemble: one member per seed, trained one after the other (weights, dropout
-# and batches from its seed), their frame probabilities averaged. One network's counts depend on its
-# seed (k-fold count MAE 0.50, 0.29 and 0.46 for seeds 42, 7 and 1234); the three averaged count at
-# 0.20 (BENCHMARKS.md). Each member costs a full training and a full scoring pass of the network
-# (the spectrogram is computed once). Six seeds were tried end to end and counted no better than three
-# (k-fold MAE 0.25, 79 % exact) at 1.44x the counting time.
+# and batches from its seed), their frame probabilities averaged; each member costs a full training and
+# scoring pass. Three count steadier than one and as well as six (BENCHMARKS.md, "Tried and not kept").
 MODEL_SEEDS = (SEED, 7, 1234)
 
-# --- Augmentation (model/augment.py); chosen with grouped 5-fold runs on the real clips -----------
+# --- Augmentation (model/augment.py); alternatives: BENCHMARKS.md, "Tried and not kept" ----------
 # Half of each batch are calls, half are not, whatever the split's balance.
 # A call clip is used as recorded this often; otherwise it is planted into a background at a random
 # place (at least 1 s of it inside the window), with 0.1 s fades, at a random loudness relative to

@@ -94,7 +94,8 @@ CALIBRATION_GAPS_S = ((0.25, 0.3, 2.0), (0.35, 2.0, 6.0), (0.4, 6.0, 30.0))
 CALIBRATION_SEED = 0
 # Of the operating points with the fewest wrong calls (missed + extra + false), the highest threshold
 # wins: it keeps the most distance from the background sounds behind false calls (components/
-# calibration.py says why). No tolerance: a tie of one call let it trade a real miss for that distance.
+# calibration.py says why). No tolerance: a one-call tolerance traded a real miss for that distance
+# (BENCHMARKS.md, "Site calibration").
 CALIBRATION_TIE_CALLS = 0
 # Without call-free background (count_calls.py --calibrate), the recordings to be counted give it:
 # up to this many of them, spread over the list, are cut into stretches of this length, and the stretches

@@ -35,10 +35,10 @@ def _remove_band_medians(log_mel: tf.Tensor) -> tf.Tensor:
     """Subtracts each band's median over the window: steady background (wind, rain, recorder hiss,
     each recorder's colour) drops out and what changes in time, like a call, stays.
 
-    On the real clips this lifted eval average precision from ~0.86 to ~0.99 (see BENCHMARKS.md).
+    A lower floor than the median counted no better (BENCHMARKS.md, "Tried and not kept").
     """
     # The median is the largest of the smallest half (+1) of each band's frames: the same value as the
-    # middle of a full sort (tf.sort), in ~2/3 of the time. It was more than half of a window's spectrogram.
+    # middle of a full sort (tf.sort), for less work than sorting.
     by_band = tf.transpose(log_mel, [0, 2, 1])  # [batch, bands, frames]
     smallest_half = -tf.math.top_k(-by_band, k=tf.shape(by_band)[2] // 2 + 1, sorted=False).values
     medians = tf.reduce_max(smallest_half, axis=2)  # [batch, bands]

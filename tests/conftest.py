@@ -9,6 +9,17 @@ import pytest
 from components import synthetic_data
 from tests.helpers import SMALL_DEFAULT_SPEC, TINY_SPEC
 
+# Tests that need a trained pipeline are end-to-end: marked here, so a new one cannot forget.
+E2E_FIXTURE = "trained_pipeline"
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items):
+    """Marks `e2e` every test that uses `trained_pipeline`, directly or through another fixture."""
+    for item in items:
+        if E2E_FIXTURE in getattr(item, "fixturenames", ()):  # the closure of the test's fixtures
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> str:

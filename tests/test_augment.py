@@ -47,9 +47,11 @@ def test_batches_alternate_calls_and_backgrounds_and_targets_follow_the_planted_
         # At least 1 s of the call is inside the window (25 frames of 40 ms), and the tone is where
         # the targets put it: even 10 dB below the background's level it stands out at 1 kHz.
         assert call_frames.sum() >= 24
+        # The tone is 2 s of the 3 s window, so wherever it lands at least 1 s is clear of it: some of
+        # that is background even beyond the margins around the call.
+        assert background_frames.sum() * features.MODEL_FRAME_STEP_SECONDS >= 0.25
         power = _tone_power(waveform)
-        if background_frames.any():
-            assert np.median(power[call_frames == 1]) > 10 * np.median(power[background_frames == 1])
+        assert np.median(power[call_frames == 1]) > 10 * np.median(power[background_frames == 1])
 
 
 def test_augmentation_repeats_exactly_and_masks_cover_part_of_a_spectrogram():

@@ -107,6 +107,7 @@ def test_bad_files_land_in_failures_with_their_reason(ingested):
     assert "corrupt" in failures["corrupt-0.flac"]
 
 
+@pytest.mark.e2e  # two ingestion jobs (see pytest.ini)
 def test_a_rerun_replaces_the_records_instead_of_adding_to_them(tiny_dataset, tmp_path):
     output_dir = str(tmp_path / "out")
     first = ingest.run_ingestion(tiny_dataset, output_dir)
@@ -131,6 +132,7 @@ def test_real_original_wavs_ingest_without_failures(tmp_path):
     assert sum(sum(v.values()) for v in summary["clips"].values()) == summary["files"] > 0
 
 
+@pytest.mark.e2e  # two ingestion jobs (see pytest.ini)
 def test_clips_on_a_remote_file_system_ingest_like_local_ones(tiny_dataset, tmp_path):
     """TensorFlow's in-memory ram:// file system stands in for gs:// (no network in tests)."""
     import tensorflow as tf

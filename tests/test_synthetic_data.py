@@ -67,7 +67,7 @@ def test_positive_clips_are_low_harmonic_calls_and_negatives_are_not(tiny_datase
 
 def test_same_seed_same_data_and_a_rerun_is_skipped(tmp_path):
     spec = synthetic_data.SyntheticSpec(call_groups=2, negative_groups_per_kind=1, clips_per_group=2,
-                                        recordings=1, recording_seconds=20.0, seed=3)
+                                        recordings=1, recording_seconds=20.0, backgrounds=1, seed=3)
     first, second = str(tmp_path / "a"), str(tmp_path / "b")
     synthetic_data.generate_dataset(first, spec)
     synthetic_data.generate_dataset(second, spec)
