@@ -1,0 +1,190 @@
+"""The counting Beam transform: `CountCalls` (recording paths → result dicts) and its steps.
+
+Decode each recording (`DecodeRecordingFn`), score its chunks (`ScoreChunkFn`), merge a recording's
+scores into calls (`MergeCallsFn`) and save its result as a part file (`SaveResultFn`).
+"""
+
+import logging
+import os
+import threading
+import time
+from typing import Callable, Dict, Iterable, Optional, Tuple
+
+import apache_beam as beam
+
+from components import audio
+from components.counting import outputs, rules
+from components.counting.config import CountingConfig
+from components.counting.scorer import RecordingScorer, ScoredChunk
+from components.counting.windows import Chunk, split_chunk, whole_chunk
+from model import features
+
+FAILED_TAG = "failed"
+CHUNKS_TAG = "chunks"
+_log = logging.getLogger("capuchin.counting")
+
+
+
+class DecodeRecordingFn(beam.DoFn):
+    """recording path → (recording, Chunk): the whole recording, or tagged CHUNKS_TAG, the chunks of a
+    long one for other workers to score; a file that cannot be counted → its failed result, tagged
+    FAILED_TAG."""
+
+    def __init__(self, config: CountingConfig):
+        self._config = config
+
+    def process(self, recording: str):
+        try:
+            waveform = audio.load_audio(recording)
+            seconds = len(waveform) / features.SAMPLE_RATE
+            if len(waveform) < self._config.window_samples:
+                raise audio.AudioLoadError(
+                    recording, f"too short: {seconds:.2f} s, shorter than one {self._config.window_seconds:g} s window"
+                )
+        except audio.AudioLoadError as error:
+            yield beam.pvalue.TaggedOutput(FAILED_TAG, {"recording": recording, "calls": None, "detections": [],
+                                                        "seconds": 0.0, "reason": error.reason})
+            return
+        chunks = split_chunk(whole_chunk(recording, waveform, self._config), self._config)
+        if len(chunks) == 1:
+            yield recording, chunks[0]
+            return
+        for chunk in chunks:
+            yield beam.pvalue.TaggedOutput(CHUNKS_TAG, (recording, chunk))
+
+
+class ScoreChunkFn(beam.DoFn):
+    """(recording, Chunk) → (recording, ScoredChunk), by the RecordingScorer `load_scorer` gives (counting:
+    `scorer.warm_scorer`, the process's one warm scorer), asked for on first use: a step that gets no
+    chunks loads nothing."""
+
+    def __init__(self, load_scorer: Callable[[], RecordingScorer]):
+        self._load_scorer = load_scorer
+        self._scorer = None
+
+    def process(self, keyed_chunk: Tuple[str, Chunk]):
+        if self._scorer is None:
+            self._scorer = self._load_scorer()
+        recording, chunk = keyed_chunk
+        yield recording, self._scorer.score(chunk)
+
+
+class MergeCallsFn(beam.DoFn):
+    """(recording, scored chunks) → the recording's result dict; with `plots`, also its plot."""
+
+    def __init__(self, config: CountingConfig, output_dir: Optional[str], plots: bool):
+        self._config = config
+        self._output_dir = output_dir
+        self._plots = plots
+
+    def process(self, keyed_chunks: Tuple[str, Iterable[ScoredChunk]]):
+        recording, scored_chunks = keyed_chunks
+        scored_chunks = list(scored_chunks)
+        detections, times, track = rules.calls_in(scored_chunks, self._config)
+        if self._plots:
+            outputs.plot_recording(recording, times, track, detections, self._config, self._output_dir)
+        yield {"recording": recording, "calls": len(detections), "detections": detections,
+               "seconds": scored_chunks[0].seconds, "reason": None}
+
+
+# Recordings finished and audio seconds counted by this process (all its worker threads).
+_progress_lock = threading.Lock()
+_progress_totals = {"done": 0, "seconds": 0.0}
+
+
+class Progress:
+    """'[done/total] name: outcome — audio hours so far, realtime rate' lines, one per recording.
+
+    Totals are this process's: exact on the local runners (threads share them); with several worker
+    processes each reports its own share.
+    """
+
+    def __init__(self, total: int, already_done: int):
+        self._total = total
+        self._already_done = already_done
+        self._started = time.time()
+        with _progress_lock:  # a fresh count for this run (several runs may share a process, as in tests)
+            _progress_totals.update(done=0, seconds=0.0)
+
+    def log(self, result: Dict) -> None:
+        with _progress_lock:
+            _progress_totals["done"] += 1
+            _progress_totals["seconds"] += result["seconds"]
+            done, seconds = _progress_totals["done"], _progress_totals["seconds"]
+        outcome = f"{result['calls']} calls" if result["reason"] is None else f"FAILED ({result['reason']})"
+        elapsed = max(time.time() - self._started, 1e-6)
+        _log.info("[%d/%d] %s: %s — %.2f h of audio in %.0f s, %.0fx realtime", self._already_done + done,
+                  self._total, os.path.basename(result["recording"]), outcome, seconds / 3600, elapsed,
+                  seconds / elapsed)
+
+
+class SaveResultFn(beam.DoFn):
+    """A recording's result → itself, saved as its part file where there is an output dir, and logged."""
+
+    def __init__(self, output_dir: Optional[str], progress: Optional[Progress]):
+        self._output_dir = output_dir
+        self._progress = progress
+
+    def process(self, result: Dict):
+        if self._output_dir is not None:
+            outputs.save_part(self._output_dir, result)
+        if self._progress is not None:
+            self._progress.log(result)
+        yield result
+
+
+class CountCalls(beam.PTransform):
+    """PCollection[recording path] → PCollection[result dict], one per recording (failures included).
+
+    Decoding is parallel across recordings; scoring is parallel across chunks, so one long recording
+    is spread over many workers too. A recording of one chunk (most field recordings) is scored, merged
+    and saved where it was decoded, with no shuffle of its samples or scores.
+
+    Args:
+      config: how recordings are windowed, scored and turned into calls.
+      load_scorer: gives the RecordingScorer, e.g. functools.partial(scorer.warm_scorer, model_dir, config).
+      output_dir: where each result is saved as a part file (and plots go); None: nowhere.
+      plots: also write a PNG per recording into `output_dir`.
+      progress: logs a line per recording, if given.
+    """
+
+    def __init__(self, config: CountingConfig, load_scorer: Callable[[], RecordingScorer],
+                 output_dir: Optional[str] = None, plots: bool = False, progress: Optional[Progress] = None):
+        super().__init__()
+        self._config = config
+        self._load_scorer = load_scorer
+        self._output_dir = output_dir
+        self._plots = plots
+        self._progress = progress
+
+    def _merge(self):
+        return beam.ParDo(MergeCallsFn(self._config, self._output_dir, self._plots))
+
+    def _save(self):
+        return beam.ParDo(SaveResultFn(self._output_dir, self._progress))
+
+    def expand(self, recordings):
+        decoded = (
+            recordings
+            | "DistributeRecordings" >> beam.Reshuffle()
+            | "Decode" >> beam.ParDo(DecodeRecordingFn(self._config)).with_outputs(FAILED_TAG, CHUNKS_TAG,
+                                                                                    main="recordings")
+        )
+        # Each step below stays fused with the one before it: a Flatten would wait for every recording.
+        counted = (
+            decoded.recordings
+            | "ScoreRecordings" >> beam.ParDo(ScoreChunkFn(self._load_scorer))
+            | "AsOneChunk" >> beam.MapTuple(lambda recording, scored: (recording, [scored]))
+            | "MergeCalls" >> self._merge()
+            | "SaveResults" >> self._save()
+        )
+        counted_long = (
+            decoded[CHUNKS_TAG]
+            | "DistributeChunks" >> beam.Reshuffle()
+            | "ScoreChunks" >> beam.ParDo(ScoreChunkFn(self._load_scorer))
+            | "GroupByRecording" >> beam.GroupByKey()
+            | "MergeChunkCalls" >> self._merge()
+            | "SaveLongResults" >> self._save()
+        )
+        failed = decoded[FAILED_TAG] | "SaveFailures" >> self._save()
+        return (counted, counted_long, failed) | "AllResults" >> beam.Flatten()
