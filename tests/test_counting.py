@@ -248,7 +248,7 @@ def _write_tone_recordings(folder) -> list:
 
 
 @pytest.mark.parametrize("whole_recordings", [True, False], ids=["whole", "window-by-window"])
-def test_the_counting_transform_finds_each_call_once(tmp_path, whole_recordings):
+def test_the_counting_transform_finds_each_call_once_and_counts_files_failures_and_audio(tmp_path, whole_recordings):
     paths = _write_tone_recordings(tmp_path)
     config = counting.CountingConfig(0.5, chunk_windows=counting.SCORE_BATCH, whole_recordings=whole_recordings)
     load_scorer = functools.partial(counting.RecordingScorer, ToneModel(), config)
@@ -265,10 +265,14 @@ def test_the_counting_transform_finds_each_call_once(tmp_path, whole_recordings)
                 assert start == pytest.approx(planted, abs=0.1) and end == pytest.approx(planted + 2.0, abs=0.1)
                 assert score > 0.9
 
-    with TestPipeline() as pipeline:
-        results = pipeline | beam.Create(paths) | counting.CountCalls(config, load_scorer)
-        assert_that(results, found_every_call)
+    pipeline = TestPipeline()
+    results = pipeline | beam.Create(paths) | counting.CountCalls(config, load_scorer)
+    assert_that(results, found_every_call)
+    result = pipeline.run()
 
+    counters = counting.counters(result)
+    assert counters["files"] == 4 and counters["failed"] == 1
+    assert counters["audio_seconds"] == sum(seconds for seconds, _ in TONE_RECORDINGS.values())
     assert not os.path.exists(tmp_path / counting.PARTS_DIR)  # no output dir: nothing written
 
 

@@ -58,8 +58,8 @@ def _preload(model_dir: str, config: CountingConfig) -> None:
 
 
 def _count(model_dir: str, config: CountingConfig, recordings: List[str], output_dir: str,
-           beam_args: List[str], plots: bool, progress: transform.Progress) -> None:
-    """Runs CountCalls over `recordings`."""
+           beam_args: List[str], plots: bool, progress: transform.Progress) -> Dict[str, int]:
+    """Runs CountCalls over `recordings`; returns its Beam counters."""
     if scores_in_this_process(beam_args):
         # The model loads and warms up while Beam starts and the first recordings decode.
         threading.Thread(target=_preload, args=(model_dir, config), daemon=True).start()
@@ -70,7 +70,9 @@ def _count(model_dir: str, config: CountingConfig, recordings: List[str], output
         | "ListRecordings" >> beam.Create(recordings)
         | "CountCalls" >> transform.CountCalls(config, load_scorer, output_dir, plots, progress)
     )
-    pipeline.run().wait_until_finish()
+    result = pipeline.run()
+    result.wait_until_finish()
+    return transform.counters(result)
 
 
 def run_counting(
@@ -122,7 +124,9 @@ def run_counting(
               len(pending), len(all_recordings) - len(pending), model_dir, config.threshold, config.hop_seconds)
     if pending:
         progress = transform.Progress(len(all_recordings), len(all_recordings) - len(pending))
-        _count(model_dir, config, pending, output_dir, with_local_parallelism(beam_args), plots, progress)
+        counters = _count(model_dir, config, pending, output_dir, with_local_parallelism(beam_args), plots, progress)
+        _log.info("This run: %d files, %d failed, %d s of audio", counters.get("files", 0),
+                  counters.get("failed", 0), counters.get("audio_seconds", 0))
     results = outputs.load_parts(output_dir)
     outputs.write_tables(results.values(), output_dir)
     return outputs.write_summary(output_dir, results, pending, time.time() - started, model_dir, point, config)

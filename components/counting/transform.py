@@ -1,7 +1,8 @@
 """The counting Beam transform: `CountCalls` (recording paths → result dicts) and its steps.
 
 Decode each recording (`DecodeRecordingFn`), score its chunks (`ScoreChunkFn`), merge a recording's
-scores into calls (`MergeCallsFn`) and save its result as a part file (`SaveResultFn`).
+scores into calls (`MergeCallsFn`) and save its result as a part file (`SaveResultFn`). Files, failures
+and audio seconds are Beam counters in METRICS_NAMESPACE.
 """
 
 import logging
@@ -11,6 +12,8 @@ import time
 from typing import Callable, Dict, Iterable, Optional, Tuple
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
 
 from components import audio
 from components.counting import outputs, rules
@@ -19,21 +22,34 @@ from components.counting.scorer import RecordingScorer, ScoredChunk
 from components.counting.windows import Chunk, split_chunk, whole_chunk
 from model import features
 
+METRICS_NAMESPACE = "counting"
 FAILED_TAG = "failed"
 CHUNKS_TAG = "chunks"
 _log = logging.getLogger("capuchin.counting")
 
 
 
+def counters(result: beam.runners.runner.PipelineResult) -> Dict[str, int]:
+    """The counting job's counters in a finished pipeline's result, summed over its steps."""
+    totals: Dict[str, int] = {}
+    for metric in result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]:
+        totals[metric.key.metric.name] = totals.get(metric.key.metric.name, 0) + metric.committed
+    return totals
+
+
 class DecodeRecordingFn(beam.DoFn):
     """recording path → (recording, Chunk): the whole recording, or tagged CHUNKS_TAG, the chunks of a
     long one for other workers to score; a file that cannot be counted → its failed result, tagged
-    FAILED_TAG."""
+    FAILED_TAG. Counts files, failures and audio seconds."""
 
     def __init__(self, config: CountingConfig):
         self._config = config
+        self._files = Metrics.counter(METRICS_NAMESPACE, "files")
+        self._failed = Metrics.counter(METRICS_NAMESPACE, "failed")
+        self._audio_seconds = Metrics.counter(METRICS_NAMESPACE, "audio_seconds")
 
     def process(self, recording: str):
+        self._files.inc()
         try:
             waveform = audio.load_audio(recording)
             seconds = len(waveform) / features.SAMPLE_RATE
@@ -42,9 +58,11 @@ class DecodeRecordingFn(beam.DoFn):
                     recording, f"too short: {seconds:.2f} s, shorter than one {self._config.window_seconds:g} s window"
                 )
         except audio.AudioLoadError as error:
+            self._failed.inc()
             yield beam.pvalue.TaggedOutput(FAILED_TAG, {"recording": recording, "calls": None, "detections": [],
                                                         "seconds": 0.0, "reason": error.reason})
             return
+        self._audio_seconds.inc(round(seconds))
         chunks = split_chunk(whole_chunk(recording, waveform, self._config), self._config)
         if len(chunks) == 1:
             yield recording, chunks[0]
