@@ -251,7 +251,7 @@ def _write_tone_recordings(folder) -> list:
 def test_the_counting_transform_finds_each_call_once_and_counts_files_failures_and_audio(tmp_path, whole_recordings):
     paths = _write_tone_recordings(tmp_path)
     config = counting.CountingConfig(0.5, chunk_windows=counting.SCORE_BATCH, whole_recordings=whole_recordings)
-    load_scorer = functools.partial(counting.RecordingScorer, ToneModel(), config)
+    handler = counting.ChunkScorerHandler(functools.partial(counting.RecordingScorer, ToneModel(), config))
 
     def found_every_call(results):
         by_name = {os.path.basename(r["recording"]): r for r in results}
@@ -266,13 +266,14 @@ def test_the_counting_transform_finds_each_call_once_and_counts_files_failures_a
                 assert score > 0.9
 
     pipeline = TestPipeline()
-    results = pipeline | beam.Create(paths) | counting.CountCalls(config, load_scorer)
+    results = pipeline | beam.Create(paths) | counting.CountCalls(config, handler)
     assert_that(results, found_every_call)
     result = pipeline.run()
 
     counters = counting.counters(result)
     assert counters["files"] == 4 and counters["failed"] == 1
     assert counters["audio_seconds"] == sum(seconds for seconds, _ in TONE_RECORDINGS.values())
+    assert counters["num_inferences"] == 4  # RunInference's: one chunk each, two for the long one
     assert not os.path.exists(tmp_path / counting.PARTS_DIR)  # no output dir: nothing written
 
 

@@ -10,7 +10,7 @@ tutorial's way: each run of consecutive windows at or above the threshold is one
     windows.py    window geometry: window starts, chunks of long recordings, joining windows' scores
     scorer.py     scoring a recording: how a model scores it (whole or window by window), the warm scorer
     rules.py      call rules (plain numpy): scores → calls
-    transform.py  the Beam transform CountCalls, its DoFns and its counters
+    transform.py  the Beam transform CountCalls, its DoFns and RunInference model handler, its counters
     outputs.py    the output folder: part files, tables, plots, summary
     job.py        run_counting, the resumable job
 
@@ -32,5 +32,5 @@ from components.counting.outputs import (
 )
 from components.counting.rules import calls_in
 from components.counting.scorer import HowScored, RecordingScorer, ScoredChunk, warm_scorer
-from components.counting.transform import METRICS_NAMESPACE, CountCalls, counters
+from components.counting.transform import METRICS_NAMESPACE, ChunkScorerHandler, CountCalls, counters
 from components.counting.windows import Chunk, whole_chunk

@@ -63,12 +63,12 @@ def _count(model_dir: str, config: CountingConfig, recordings: List[str], output
     if scores_in_this_process(beam_args):
         # The model loads and warms up while Beam starts and the first recordings decode.
         threading.Thread(target=_preload, args=(model_dir, config), daemon=True).start()
-    load_scorer = functools.partial(scorer.warm_scorer, model_dir, config)
+    handler = transform.ChunkScorerHandler(functools.partial(scorer.warm_scorer, model_dir, config))
     pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
     _ = (
         pipeline
         | "ListRecordings" >> beam.Create(recordings)
-        | "CountCalls" >> transform.CountCalls(config, load_scorer, output_dir, plots, progress)
+        | "CountCalls" >> transform.CountCalls(config, handler, output_dir, plots, progress)
     )
     result = pipeline.run()
     result.wait_until_finish()

@@ -1,19 +1,20 @@
 """The counting Beam transform: `CountCalls` (recording paths → result dicts) and its steps.
 
-Decode each recording (`DecodeRecordingFn`), score its chunks (`ScoreChunkFn`), merge a recording's
-scores into calls (`MergeCallsFn`) and save its result as a part file (`SaveResultFn`). Files, failures
-and audio seconds are Beam counters in METRICS_NAMESPACE.
+Decode each recording (`DecodeRecordingFn`), score its chunks through Beam's RunInference
+(`ChunkScorerHandler`), merge a recording's scores into calls (`MergeCallsFn`) and save its result as a
+part file (`SaveResultFn`). Files, failures and audio seconds are Beam counters in METRICS_NAMESPACE.
 """
 
 import logging
 import os
 import threading
 import time
-from typing import Callable, Dict, Iterable, Optional, Tuple
+from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from components import audio
 from components.counting import outputs, rules
@@ -27,6 +28,17 @@ FAILED_TAG = "failed"
 CHUNKS_TAG = "chunks"
 _log = logging.getLogger("capuchin.counting")
 
+
+class _HideBeamMemoryWarning(logging.Filter):
+    """Beam 2.74 imports `resource` in the same try block as a module that needs torch, so without torch
+    RunInference takes `resource` for missing and warns so at every model load; all it loses is its
+    model-memory metric. That one warning is dropped, so users see the job's own lines only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Resource module is not available")
+
+
+logging.getLogger().addFilter(_HideBeamMemoryWarning())  # RunInference warns through the root logger
 
 
 def counters(result: beam.runners.runner.PipelineResult) -> Dict[str, int]:
@@ -71,20 +83,45 @@ class DecodeRecordingFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(CHUNKS_TAG, (recording, chunk))
 
 
-class ScoreChunkFn(beam.DoFn):
-    """(recording, Chunk) → (recording, ScoredChunk), by the RecordingScorer `load_scorer` gives (counting:
-    `scorer.warm_scorer`, the process's one warm scorer), asked for on first use: a step that gets no
-    chunks loads nothing."""
+class ChunkScorerHandler(ModelHandler[Tuple[str, Chunk], Tuple[str, ScoredChunk], RecordingScorer]):
+    """RunInference's model handler: (recording, Chunk) → (recording, ScoredChunk).
+
+    `load_scorer` gives the RecordingScorer (counting: `scorer.warm_scorer`, the process's one warm
+    scorer, so each RunInference step of every worker thread finds it loaded). A chunk is already a batch
+    of windows for the model (SCORE_BATCH at a time), so RunInference gets one chunk per batch.
+    """
 
     def __init__(self, load_scorer: Callable[[], RecordingScorer]):
+        super().__init__()
         self._load_scorer = load_scorer
-        self._scorer = None
 
-    def process(self, keyed_chunk: Tuple[str, Chunk]):
-        if self._scorer is None:
-            self._scorer = self._load_scorer()
-        recording, chunk = keyed_chunk
-        yield recording, self._scorer.score(chunk)
+    def load_model(self) -> RecordingScorer:
+        return self._load_scorer()
+
+    def run_inference(self, batch: Sequence[Tuple[str, Chunk]], model: RecordingScorer,
+                      inference_args: Optional[Dict] = None) -> Iterable[Tuple[str, ScoredChunk]]:
+        return [(recording, model.score(chunk)) for recording, chunk in batch]
+
+    def get_num_bytes(self, batch: Sequence[Tuple[str, Chunk]]) -> int:
+        return sum(chunk.samples.nbytes for _, chunk in batch)  # not Beam's default: pickling the audio
+
+    def get_metrics_namespace(self) -> str:
+        return METRICS_NAMESPACE
+
+
+class ScoreChunks(beam.PTransform):
+    """PCollection[(recording, Chunk)] → PCollection[(recording, ScoredChunk)], through RunInference."""
+
+    def __init__(self, handler: ChunkScorerHandler):
+        super().__init__()
+        self._handler = handler
+
+    def expand(self, chunks):
+        return (
+            chunks
+            | "OneChunkPerBatch" >> beam.Map(lambda keyed_chunk: [keyed_chunk])
+            | "RunInference" >> RunInference(self._handler.with_no_batching())
+        )
 
 
 class MergeCallsFn(beam.DoFn):
@@ -160,17 +197,17 @@ class CountCalls(beam.PTransform):
 
     Args:
       config: how recordings are windowed, scored and turned into calls.
-      load_scorer: gives the RecordingScorer, e.g. functools.partial(scorer.warm_scorer, model_dir, config).
+      handler: the model, e.g. ChunkScorerHandler(functools.partial(scorer.warm_scorer, model_dir, config)).
       output_dir: where each result is saved as a part file (and plots go); None: nowhere.
       plots: also write a PNG per recording into `output_dir`.
       progress: logs a line per recording, if given.
     """
 
-    def __init__(self, config: CountingConfig, load_scorer: Callable[[], RecordingScorer],
-                 output_dir: Optional[str] = None, plots: bool = False, progress: Optional[Progress] = None):
+    def __init__(self, config: CountingConfig, handler: ChunkScorerHandler, output_dir: Optional[str] = None,
+                 plots: bool = False, progress: Optional[Progress] = None):
         super().__init__()
         self._config = config
-        self._load_scorer = load_scorer
+        self._handler = handler
         self._output_dir = output_dir
         self._plots = plots
         self._progress = progress
@@ -191,7 +228,7 @@ class CountCalls(beam.PTransform):
         # Each step below stays fused with the one before it: a Flatten would wait for every recording.
         counted = (
             decoded.recordings
-            | "ScoreRecordings" >> beam.ParDo(ScoreChunkFn(self._load_scorer))
+            | "ScoreRecordings" >> ScoreChunks(self._handler)
             | "AsOneChunk" >> beam.MapTuple(lambda recording, scored: (recording, [scored]))
             | "MergeCalls" >> self._merge()
             | "SaveResults" >> self._save()
@@ -199,7 +236,7 @@ class CountCalls(beam.PTransform):
         counted_long = (
             decoded[CHUNKS_TAG]
             | "DistributeChunks" >> beam.Reshuffle()
-            | "ScoreChunks" >> beam.ParDo(ScoreChunkFn(self._load_scorer))
+            | "ScoreChunks" >> ScoreChunks(self._handler)
             | "GroupByRecording" >> beam.GroupByKey()
             | "MergeChunkCalls" >> self._merge()
             | "SaveLongResults" >> self._save()
