@@ -10,7 +10,7 @@ setuptools.setup(
     version="0.1.0",
     description="Finds and counts Capuchinbird calls in forest recordings (TFX + Beam).",
     python_requires=">=3.10,<3.11",
-    packages=setuptools.find_packages(include=["model", "components", "pipeline", "runners"]),
+    packages=setuptools.find_packages(include=["model", "components", "components.*", "pipeline", "runners"]),
     install_requires=[
         "tfx==1.16.0",
         "tensorflow-io==0.37.0",

@@ -3,7 +3,7 @@
 Eval calls (sources the model never trained on) are planted into call-free background recordings of the
 site (faint to loud, some back to back, some a few seconds apart: model/features.py CALIBRATION_*), and
 the model scores these recordings, and the plain backgrounds, through the counting job's own code
-(`counting.score_chunk`, `counting.calls_in`). Every candidate operating point (a threshold and a merging
+(`counting.RecordingScorer`, `counting.calls_in`). Every candidate operating point (a threshold and a merging
 rule) is then applied to the scores, and `choose_operating_point` takes:
 
 - the fewest wrong calls in all: calls missed or counted twice on the planted recordings (count errors),
@@ -21,7 +21,7 @@ the recordings to be counted when the site has no call-free recordings (count_ca
 
 import dataclasses
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -106,8 +106,8 @@ def choose_operating_point(sweep: Sequence[Dict], tie_calls: int = features.CALI
     return max(tied, key=lambda p: p["threshold"])
 
 
-def _scored(name: str, samples: np.ndarray, scorer, config: counting.CountingConfig):
-    return counting.score_chunk(counting.whole_chunk(name, samples, config), scorer, config)
+def _scored(name: str, samples: np.ndarray, scorer: counting.RecordingScorer, config: counting.CountingConfig):
+    return scorer.score(counting.whole_chunk(name, samples, config))
 
 
 def measure(point: Dict, planted: Sequence, plain: Sequence, config: counting.CountingConfig) -> Dict:
@@ -137,7 +137,7 @@ def measure(point: Dict, planted: Sequence, plain: Sequence, config: counting.Co
 
 
 def calibrate(scorer, calls: Sequence[np.ndarray], backgrounds: Sequence[Background], eval_threshold: float,
-              hop_seconds: float = features.HOP_SECONDS, recordings: int = features.CALIBRATION_RECORDINGS,
+              hop_seconds: Optional[float] = None, recordings: int = features.CALIBRATION_RECORDINGS,
               progress=None) -> Dict:
     """Chooses the counting operating point for `scorer`'s model on these backgrounds.
 
@@ -146,21 +146,21 @@ def calibrate(scorer, calls: Sequence[np.ndarray], backgrounds: Sequence[Backgro
       calls: call clips (float32, 16 kHz mono, no padding) of sources the model did not train on.
       backgrounds: call-free recordings of the site.
       eval_threshold: the threshold chosen on eval clips, measured alongside for comparison.
-      hop_seconds: the counting job's hop.
+      hop_seconds: the counting job's hop; default: CountingConfig's.
       recordings: how many planted recordings to build.
       progress: called with a line of text now and then, if given.
 
     Returns:
       {operating_point, chosen, at_eval_threshold, sweep, truth, backgrounds, ...} (see calibration.json).
     """
-    config = counting.CountingConfig(threshold=eval_threshold, hop_seconds=hop_seconds)
+    config = counting.CountingConfig.of(eval_threshold, hop_seconds=hop_seconds)
+    recording_scorer = counting.RecordingScorer(scorer, config)
     built = planted_recordings(backgrounds, calls, recordings)
     say = progress or (lambda line: None)
     say(f"calibration: scoring {len(built)} planted recordings and {len(backgrounds)} plain backgrounds")
-    planted = [(_scored(name, samples, scorer, config), truth) for name, samples, truth in built]
-    plain = [_scored(b.name, b.samples, scorer, config) for b in backgrounds]
-    frame_model = any(scored.whole or scored.scores.shape[-1] > 1 for scored, _ in planted)  # rules apply
-    sweep = [measure(point, planted, plain, config) for point in candidate_points(frame_model)]
+    planted = [(_scored(name, samples, recording_scorer, config), truth) for name, samples, truth in built]
+    plain = [_scored(b.name, b.samples, recording_scorer, config) for b in backgrounds]
+    sweep = [measure(point, planted, plain, config) for point in candidate_points(recording_scorer.how.per_frame)]
     chosen = choose_operating_point(sweep if features.CALIBRATE_MERGING_RULE else
                                     [p for p in sweep if _is_default_rule(p)])
     default_rule = {"gap_seconds": features.CALL_GAP_SECONDS, "min_call_seconds": features.MIN_CALL_SECONDS}
@@ -195,7 +195,7 @@ def background_stretches(scored_recordings: Sequence[Tuple[str, np.ndarray, "cou
     of all of them, and below `threshold`, are the background: where the model is surest there is no call.
 
     Args:
-      scored_recordings: [(name, samples, scored chunk)], as counting.score_chunk gives them.
+      scored_recordings: [(name, samples, scored chunk)], as counting.RecordingScorer.score gives them.
       threshold: the model's own operating threshold.
     """
     stretch = int(stretch_seconds * features.SAMPLE_RATE)
@@ -214,7 +214,7 @@ def background_stretches(scored_recordings: Sequence[Tuple[str, np.ndarray, "cou
     return [Background(label, samples) for peak, label, samples in candidates if peak <= cutoff and peak < threshold]
 
 
-def calibrate_on_recordings(model_dir: str, recording_paths: Sequence[str], hop_seconds: float,
+def calibrate_on_recordings(model_dir: str, recording_paths: Sequence[str], hop_seconds: Optional[float],
                             threshold: float, progress=None) -> Dict:
     """count_calls.py --calibrate: the operating point from the calls the model carries, planted into
     the lowest-scoring stretches of (up to SELF_CALIBRATION_RECORDINGS of) the recordings to be counted."""
@@ -227,9 +227,10 @@ def calibrate_on_recordings(model_dir: str, recording_paths: Sequence[str], hop_
     step = max(1, len(recording_paths) // features.SELF_CALIBRATION_RECORDINGS)
     sample = list(recording_paths)[::step][: features.SELF_CALIBRATION_RECORDINGS]
     scorer = scoring.WindowScorer(model_dir)
-    config = counting.CountingConfig(threshold=threshold, hop_seconds=hop_seconds)
+    config = counting.CountingConfig.of(threshold, hop_seconds=hop_seconds)
     readable, failures = load_backgrounds(sample)
-    scored = [(r.name, r.samples, _scored(r.name, r.samples, scorer, config)) for r in readable]
+    recording_scorer = counting.RecordingScorer(scorer, config)
+    scored = [(r.name, r.samples, _scored(r.name, r.samples, recording_scorer, config)) for r in readable]
     backgrounds = background_stretches(scored, threshold)
     seconds = sum(len(b.samples) for b in backgrounds) / features.SAMPLE_RATE
     if seconds < features.SELF_CALIBRATION_MIN_SECONDS:

@@ -6,7 +6,6 @@ Pusher's base folder, in which case the newest pushed version is used.
 
 import json
 import os
-import threading
 from typing import Dict, Optional
 
 import numpy as np
@@ -63,25 +62,11 @@ def read_operating_point(model_dir: str) -> Dict:
     return point
 
 
-_shared_scorers = {}
-_shared_lock = threading.Lock()
-
-
-def shared_scorer(model_path: str) -> "WindowScorer":
-    """One WindowScorer per model per process: Beam makes a DoFn instance per worker thread and step,
-    and loading the SavedModel (about a second each) would otherwise be paid by every one of them.
-    Its signatures are safe to call from several threads at once."""
-    with _shared_lock:
-        if model_path not in _shared_scorers:
-            _shared_scorers[model_path] = WindowScorer(model_path)
-        return _shared_scorers[model_path]
-
-
 class WindowScorer:
     """Call probability of 3 s, 16 kHz waveforms, through the model's raw-audio signatures: one per
     window (`__call__`), or one per model frame (`frames`; models without frames give one per window).
     Frame models also give their spectrograms (`spectrograms`) and score spectrograms of any length
-    (`sequence_frames`), for counting whole recordings (components/counting.py).
+    (`sequence_frames`), for counting whole recordings (components/counting/scorer.py).
 
     Only the SavedModel's graph is loaded, into a session of its own, and the signatures are run there:
     reviving the Keras objects as well (`tf.saved_model.load`) took 2.8 s for the 3-network default against
@@ -102,11 +87,15 @@ class WindowScorer:
             meta_graph = tf.compat.v1.saved_model.loader.load(self._session, ["serve"], self.model_dir)
         self._audio_input, self._window_output = self._tensors(meta_graph, constants.AUDIO_SIGNATURE,
                                                                constants.PREDICTION_KEY)
-        # Models exported before frames existed score whole windows only.
+        # Models exported before frames existed score whole windows only, and so does the tutorial's
+        # (its frames signature gives one score per window).
         self._frame_output = None
+        self.scores_frames = False
         if constants.FRAMES_SIGNATURE in meta_graph.signature_def:
             self._frames_input, self._frame_output = self._tensors(meta_graph, constants.FRAMES_SIGNATURE,
                                                                    constants.FRAME_PREDICTION_KEY)
+            frames = meta_graph.signature_def[constants.FRAMES_SIGNATURE].outputs[constants.FRAME_PREDICTION_KEY]
+            self.scores_frames = frames.tensor_shape.dim[-1].size != 1
         # Frame models exported since can also score a whole recording's spectrogram at once.
         self.scores_sequences = constants.SEQUENCE_SIGNATURE in meta_graph.signature_def
         if self.scores_sequences:

@@ -22,7 +22,7 @@ class ToneScorer:
     """Frame scores [windows, 74] rising with the 600-800 Hz band's power over the median bin's."""
 
     scores_sequences = False
-    model_dir = "tone"
+    scores_frames = True
 
     def frames(self, windows: np.ndarray) -> np.ndarray:
         frame = 640  # 40 ms, the model's frame step
@@ -99,7 +99,7 @@ def test_quiet_calls_calibrate_below_the_clean_clip_threshold_and_are_counted():
     recording, truth = planting.plant(np.random.default_rng(3), background, [_call()], quiet, RATE)
     assert len(truth) == 4
     config = counting.CountingConfig(threshold=clean_threshold)
-    scored = counting.score_chunk(counting.whole_chunk("quiet", recording, config), scorer, config)
+    scored = counting.RecordingScorer(scorer, config).score(counting.whole_chunk("quiet", recording, config))
     calibrated = counting.CountingConfig(threshold=point["threshold"], gap_seconds=point["gap_seconds"],
                                          min_call_seconds=point["min_call_seconds"])
     assert len(counting.calls_in([scored], calibrated)[0]) == 4
@@ -131,7 +131,7 @@ def test_background_stretches_are_the_lowest_scoring_ones_below_the_threshold():
     peaks = [0.02, 0.9, 0.05, 0.3]  # one per stretch
     scores = np.repeat(peaks, len(times) // 4).astype(np.float32)
     samples = np.zeros(int(4 * stretch * RATE), np.float32)
-    scored = counting.ScoredChunk(0, 4 * stretch, True, times, scores)
+    scored = counting.ScoredChunk(0, 4 * stretch, counting.HowScored.WHOLE, times, scores)
 
     chosen = calibration.background_stretches([("rec.wav", samples, scored)], threshold=0.5)
 

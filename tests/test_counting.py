@@ -1,21 +1,22 @@
-"""components/counting.py and runners/count_calls.py: windows, merging, and the resumable Beam job."""
+"""components/counting/ and runners/count_calls.py: windows, scoring, call rules, the Beam transform on a
+stand-in model, and the resumable job on the trained model."""
 
 import csv
+import functools
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 
+import apache_beam as beam
 import numpy as np
 import pytest
 import soundfile as sf
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that
 
 from components import audio, counting, dataset, scoring, synthetic_data
+from components.counting import rules, scorer, windows
 from model import features
-from pipeline import metadata
 from runners import count_calls
 from tests.helpers import tone, write_audio
 
@@ -23,18 +24,35 @@ RATE = features.SAMPLE_RATE
 
 
 def test_windows_step_by_the_hop_and_the_last_one_is_flush_with_the_end():
-    assert counting.window_starts(10 * RATE, 3 * RATE, RATE * 3 // 2).tolist() == [
+    assert windows.window_starts(10 * RATE, 3 * RATE, RATE * 3 // 2).tolist() == [
         0, 24_000, 48_000, 72_000, 96_000, 112_000]
-    assert counting.window_starts(6 * RATE, 3 * RATE, RATE * 3 // 2).tolist() == [0, 24_000, 48_000]
-    assert counting.window_starts(9 * RATE, 3 * RATE, 3 * RATE).tolist() == [0, 48_000, 96_000]  # tutorial
-    assert counting.window_starts(2 * RATE, 3 * RATE, RATE).tolist() == []
+    assert windows.window_starts(6 * RATE, 3 * RATE, RATE * 3 // 2).tolist() == [0, 24_000, 48_000]
+    assert windows.window_starts(9 * RATE, 3 * RATE, 3 * RATE).tolist() == [0, 48_000, 96_000]  # tutorial
+    assert windows.window_starts(2 * RATE, 3 * RATE, RATE).tolist() == []
+
+
+def test_a_long_recording_is_cut_into_chunks_that_share_out_its_windows_and_its_time():
+    config = counting.CountingConfig(0.5, chunk_windows=counting.SCORE_BATCH)
+    waveform = np.ones(200 * RATE, np.float32)
+    whole = counting.whole_chunk("long.wav", waveform, config)
+    chunks = windows.split_chunk(whole, config)
+
+    assert len(chunks) == 3  # 133 windows, 64 a chunk
+    own = np.concatenate([chunk.starts[chunk.own[0] : chunk.own[1]] for chunk in chunks])
+    np.testing.assert_array_equal(own, whole.starts)  # every window is one chunk's own, once
+    for chunk in chunks:  # each has the samples of its windows, context included
+        np.testing.assert_array_equal(chunk.samples, waveform[chunk.offset : chunk.starts[-1] + config.window_samples])
+    assert chunks[0].keep_from_s == -np.inf and chunks[-1].keep_to_s == np.inf
+    assert [a.keep_to_s for a in chunks[:-1]] == [b.keep_from_s for b in chunks[1:]]  # stretches tile the recording
+    short = counting.whole_chunk("short.wav", waveform[: 60 * RATE], config)  # 39 windows: one chunk
+    assert len(windows.split_chunk(short, config)) == 1 and windows.split_chunk(short, config)[0] is short
 
 
 def test_consecutive_positive_windows_are_one_call_and_a_negative_window_splits_calls():
     starts = [0.0, 1.5, 3.0, 4.5, 6.0, 7.5, 9.0]
     scores = [0.1, 0.9, 0.95, 0.2, 0.99, 0.97, 0.1]
-    assert counting.merge_detections(starts, scores, 0.5, 3.0) == [(1.5, 6.0, 0.95), (6.0, 10.5, 0.99)]
-    assert counting.merge_detections(starts, scores, 0.999, 3.0) == []
+    assert rules.window_calls(starts, scores, 0.5, 3.0) == [(1.5, 6.0, 0.95), (6.0, 10.5, 0.99)]
+    assert rules.window_calls(starts, scores, 0.999, 3.0) == []
 
 
 def _track(*runs, seconds=30.0, low=0.05, high=0.97):
@@ -47,35 +65,35 @@ def _track(*runs, seconds=30.0, low=0.05, high=0.97):
 
 
 def test_frame_runs_two_seconds_apart_stay_two_calls_and_a_short_dip_does_not_split_one():
-    calls = counting.frame_calls(*_track((2.0, 4.0), (6.0, 8.5), (12.0, 13.6), (14.0, 16.0)), threshold=0.9)
+    calls = rules.frame_calls(*_track((2.0, 4.0), (6.0, 8.5), (12.0, 13.6), (14.0, 16.0)), threshold=0.9)
     # 2 s apart: two calls. 12-13.6 and 14-16 are 0.4 s apart: one call with a dip.
     assert [(s, e) for s, e, _ in calls] == [(2.0, 4.0), (6.0, 8.52), (12.0, 16.0)]
     assert all(score == pytest.approx(0.97) for _, _, score in calls)
 
 
 def test_frame_runs_shorter_than_a_call_are_not_calls():
-    calls = counting.frame_calls(*_track((3.0, 3.4), (10.0, 11.2)), threshold=0.9)
+    calls = rules.frame_calls(*_track((3.0, 3.4), (10.0, 11.2)), threshold=0.9)
     assert [(s, e) for s, e, _ in calls] == [(10.0, 11.2)]
-    assert counting.frame_calls(*_track((3.0, 9.0), high=0.8), threshold=0.9) == []
+    assert rules.frame_calls(*_track((3.0, 9.0), high=0.8), threshold=0.9) == []
 
 
 def test_with_a_low_threshold_a_call_is_found_by_its_peak_and_measured_by_its_whole_extent():
     # A quiet call: 1.6 s above 0.3 but above 0.5 for only 0.4 s; a 0.6 s bump above 0.3 never reaches 0.5.
     times, scores = _track((5.0, 6.6), (12.0, 12.6), high=0.35)
     scores[(times >= 5.6) & (times < 6.0)] = 0.8
-    assert counting.frame_calls(times, scores, threshold=0.5) == []  # 0.4 s at or above 0.5: too short
-    calls = counting.frame_calls(times, scores, threshold=0.5, low_threshold=0.3)
+    assert rules.frame_calls(times, scores, threshold=0.5) == []  # 0.4 s at or above 0.5: too short
+    calls = rules.frame_calls(times, scores, threshold=0.5, low_threshold=0.3)
     assert [(s, e) for s, e, _ in calls] == [(5.0, 6.6)]
     assert calls[0][2] == pytest.approx(0.8)
     # The gap and the minimum length are parameters too: 0.4 s is a call when 0.3 s is enough.
-    assert len(counting.frame_calls(times, scores, threshold=0.5, min_seconds=0.3)) == 1
+    assert len(rules.frame_calls(times, scores, threshold=0.5, min_seconds=0.3)) == 1
 
 
 def test_each_moment_takes_its_score_from_the_window_it_is_most_central_in():
     frames = features.MODEL_FRAMES
     window_a = np.full(frames, 0.1, np.float32)  # starts at 0 s
     window_b = np.full(frames, 0.9, np.float32)  # starts at 1.5 s
-    times, track = counting.frame_track(np.array([0.0, 1.5]), np.stack([window_a, window_b]))
+    times, track = windows.frame_track(np.array([0.0, 1.5]), np.stack([window_a, window_b]))
     assert times[1] - times[0] == pytest.approx(features.MODEL_FRAME_STEP_SECONDS)
     assert times[-1] == pytest.approx(1.5 + (frames - 1) * features.MODEL_FRAME_STEP_SECONDS, abs=0.021)
     # The windows overlap from 1.5 s to 3 s; the centres are 1.5 s and 3 s, so the switch is at ~2.25 s.
@@ -90,7 +108,7 @@ def test_a_stitched_spectrogram_fades_from_window_to_window_where_they_overlap()
     spectrograms[:, :, 0] = np.arange(4)[:, None]  # each window's own level (its band medians)
     spectrograms[:, :, 1] = first_frames[:, None] + np.arange(frames)  # the moment each frame shows
 
-    stitched = counting.stitch_spectrograms(first_frames, spectrograms)
+    stitched = windows.stitch_spectrograms(first_frames, spectrograms)
 
     assert stitched.shape == (340 + frames, bands)
     # The weights add up to one everywhere, and every frame shows the same moment in every window.
@@ -101,14 +119,75 @@ def test_a_stitched_spectrogram_fades_from_window_to_window_where_they_overlap()
     assert np.all(np.diff(level) >= 0) and np.all(np.diff(level) < 0.05)  # no steps
 
 
-def test_recordings_are_scored_whole_only_where_the_windows_spectrograms_overlap():
-    class FrameModel:  # what CountingConfig asks of a scorer: can it score spectrograms of any length
-        scores_sequences = True
+class ToneModel:
+    """A stand-in model with the real one's signatures: a frame scores high where a 700 Hz tone stands
+    above white noise (its 600-800 Hz power over the median bin's, in dB). Its "spectrogram" holds that
+    ratio per 10 ms frame in band 0, so it scores whole recordings as the real model does."""
 
-    assert counting.CountingConfig(0.5).stitches(FrameModel())
-    assert not counting.CountingConfig(0.5, whole_recordings=False).stitches(FrameModel())
-    assert not counting.CountingConfig(0.5, hop_seconds=3.0).stitches(FrameModel())  # 3 frames between windows
-    assert not counting.CountingConfig(0.5, hop_seconds=1.2345).stitches(FrameModel())  # not on the 10 ms grid
+    scores_frames = True
+
+    def __init__(self, scores_sequences: bool = True):
+        self.scores_sequences = scores_sequences
+
+    def spectrograms(self, windows_: np.ndarray) -> np.ndarray:
+        frames = np.lib.stride_tricks.sliding_window_view(windows_, features.MEL_FRAME_LENGTH, axis=1)
+        frames = frames[:, :: features.MEL_FRAME_STEP] * np.hanning(features.MEL_FRAME_LENGTH)  # [n, 297, 512]
+        power = np.abs(np.fft.rfft(frames, axis=-1)) ** 2  # 31.25 Hz bins
+        snr_db = 10 * np.log10(power[..., 19:26].mean(-1) / (np.median(power, axis=-1) + 1e-12) + 1e-12)
+        spectrograms = np.zeros((*snr_db.shape, features.MEL_BANDS), np.float32)
+        spectrograms[..., 0] = snr_db
+        return spectrograms
+
+    def sequence_frames(self, spectrograms: np.ndarray) -> np.ndarray:
+        pooled = features.MODEL_FRAME_POOLING
+        usable = spectrograms.shape[1] // pooled * pooled
+        snr_db = spectrograms[:, :usable, 0].reshape(len(spectrograms), -1, pooled).mean(-1)
+        return (1 / (1 + np.exp(-(snr_db - 12) / 3))).astype(np.float32)
+
+    def frames(self, windows_: np.ndarray) -> np.ndarray:
+        return self.sequence_frames(self.spectrograms(windows_))
+
+
+def test_how_a_recording_is_scored_is_decided_once_from_the_model_and_the_config():
+    config = counting.CountingConfig(0.5)
+    assert scorer.how_scored(ToneModel(), config) is counting.HowScored.WHOLE
+    assert scorer.how_scored(ToneModel(), counting.CountingConfig(0.5, whole_recordings=False)) \
+        is counting.HowScored.WINDOW_FRAMES
+    # Whole only where the windows' spectrograms overlap: 3 s hops leave 3 frames between them, and
+    # 1.2345 s is not on the 10 ms grid.
+    for hop in (3.0, 1.2345):
+        assert scorer.how_scored(ToneModel(), counting.CountingConfig(0.5, hop_seconds=hop)) \
+            is counting.HowScored.WINDOW_FRAMES
+    assert scorer.how_scored(ToneModel(scores_sequences=False), config) is counting.HowScored.WINDOW_FRAMES
+
+    class WindowModel:  # the tutorial's: one score per window
+        scores_sequences = scores_frames = False
+
+    assert scorer.how_scored(WindowModel(), config) is counting.HowScored.WINDOW_SCORES
+    assert counting.RecordingScorer(WindowModel(), config).how is counting.HowScored.WINDOW_SCORES
+
+
+def test_warming_up_runs_the_signatures_a_scorer_counts_with():
+    class Recorder(ToneModel):
+        def __init__(self, scores_sequences):
+            super().__init__(scores_sequences)
+            self.called = []
+
+        def spectrograms(self, windows_):
+            self.called.append(("spectrograms", windows_.shape))
+            return super().spectrograms(windows_)
+
+        def sequence_frames(self, spectrograms):
+            self.called.append(("sequence_frames", spectrograms.shape[0]))
+            return super().sequence_frames(spectrograms)
+
+    batch = (counting.SCORE_BATCH, features.CLIP_SAMPLES)
+    whole = Recorder(scores_sequences=True)
+    counting.RecordingScorer(whole, counting.CountingConfig(0.5)).warm_up()
+    assert whole.called == [("spectrograms", batch), ("sequence_frames", 1)]
+    by_window = Recorder(scores_sequences=False)
+    counting.RecordingScorer(by_window, counting.CountingConfig(0.5)).warm_up()
+    assert by_window.called[0] == ("spectrograms", batch)  # through frames(), in the batch shape
 
 
 def test_the_networks_see_a_three_minute_recording_in_one_go_and_a_long_one_in_equal_pieces():
@@ -122,18 +201,18 @@ def test_the_networks_see_a_three_minute_recording_in_one_go_and_a_long_one_in_e
 
     bands = features.MEL_BANDS
     three_minutes = 18_000
-    scorer = ShapeRecorder()
-    counting.sequence_scores(np.zeros((three_minutes, bands), np.float32), scorer)
-    assert scorer.shapes == [(1, three_minutes, bands)]
+    model = ShapeRecorder()
+    scorer.sequence_scores(np.zeros((three_minutes, bands), np.float32), model)
+    assert model.shapes == [(1, three_minutes, bands)]
 
     one_hour = 360_001  # one frame more than makes a model frame
     spectrogram = np.repeat(np.arange(one_hour, dtype=np.float32)[:, None], bands, axis=1)
-    scorer = ShapeRecorder()
-    scores = counting.sequence_scores(spectrogram, scorer)
+    model = ShapeRecorder()
+    scores = scorer.sequence_scores(spectrogram, model)
     np.testing.assert_array_equal(scores, np.arange(0, 360_000, 4))  # every model frame, once, in order
-    lengths = [shape[1] for shape in scorer.shapes]
+    lengths = [shape[1] for shape in model.shapes]
     assert len(set(lengths[:-1])) == 1 and lengths[-1] == lengths[0] + 1  # the last one also sees the odd frame
-    assert lengths[0] <= counting.PIECE_FRAMES + 2 * counting.PIECE_MARGIN_FRAMES
+    assert lengths[0] <= scorer.PIECE_FRAMES + 2 * scorer.PIECE_MARGIN_FRAMES
     assert sum(lengths) < 1.02 * one_hour  # equal pieces: only the margins are seen twice
 
 
@@ -144,6 +223,54 @@ def test_recordings_are_listed_from_a_folder_or_a_glob(tmp_path):
     found = [os.path.relpath(p, tmp_path) for p in counting.list_recordings(str(tmp_path))]
     assert found == ["a/x.mp3", "y.WAV", "z.flac"]
     assert [os.path.basename(p) for p in counting.list_recordings(str(tmp_path / "*.flac"))] == ["z.flac"]
+
+
+# Tone recordings for the transform test: {name: (seconds, starts of 2 s calls)}. The long one is two
+# chunks of 64 windows, with a call across the join (the chunks' stretches meet at 96.75 s).
+TONE_RECORDINGS = {"calls.wav": (30.0, [4.0, 12.0, 21.0]), "quiet.wav": (20.0, []),
+                   "long.wav": (110.0, [10.0, 50.0, 95.5])}
+
+
+def _write_tone_recordings(folder) -> list:
+    rng = np.random.default_rng(4)
+    paths = []
+    for name, (seconds, starts) in TONE_RECORDINGS.items():
+        samples = rng.normal(0, 0.05, int(seconds * RATE)).astype(np.float32)
+        for start in starts:
+            samples[int(start * RATE) : int((start + 2.0) * RATE)] += tone(700, 2.0, RATE)[:, 0]
+        paths.append(write_audio(str(folder / name), samples, RATE))
+    (folder / "notes.mp3").write_text("a field note, not a recording\n" * 100)
+    return paths + [str(folder / "notes.mp3")]
+
+
+@pytest.mark.parametrize("whole_recordings", [True, False], ids=["whole", "window-by-window"])
+def test_the_counting_transform_finds_each_call_once_and_counts_files_failures_and_audio(tmp_path, whole_recordings):
+    paths = _write_tone_recordings(tmp_path)
+    config = counting.CountingConfig(0.5, chunk_windows=counting.SCORE_BATCH, whole_recordings=whole_recordings)
+    handler = counting.ChunkScorerHandler(functools.partial(counting.RecordingScorer, ToneModel(), config))
+
+    def found_every_call(results):
+        by_name = {os.path.basename(r["recording"]): r for r in results}
+        assert sorted(by_name) == sorted([*TONE_RECORDINGS, "notes.mp3"])
+        assert by_name["notes.mp3"]["reason"] and by_name["notes.mp3"]["calls"] is None
+        for name, (seconds, starts) in TONE_RECORDINGS.items():
+            result = by_name[name]
+            assert result["reason"] is None and result["seconds"] == pytest.approx(seconds)
+            assert result["calls"] == len(starts) == len(result["detections"]), name
+            for (start, end, score), planted in zip(result["detections"], starts):
+                assert start == pytest.approx(planted, abs=0.1) and end == pytest.approx(planted + 2.0, abs=0.1)
+                assert score > 0.9
+
+    pipeline = TestPipeline()
+    results = pipeline | beam.Create(paths) | counting.CountCalls(config, handler)
+    assert_that(results, found_every_call)
+    result = pipeline.run()
+
+    counters = counting.counters(result)
+    assert counters["files"] == 4 and counters["failed"] == 1
+    assert counters["audio_seconds"] == sum(seconds for seconds, _ in TONE_RECORDINGS.values())
+    assert counters["num_inferences"] == 4  # RunInference's: one chunk each, two for the long one
+    assert not os.path.exists(tmp_path / counting.PARTS_DIR)  # no output dir: nothing written
 
 
 @pytest.fixture(scope="module")
@@ -233,32 +360,23 @@ def test_calibrating_on_the_recordings_counted_records_what_it_chose_and_why(tra
 
 def test_a_killed_run_resumes_to_the_same_files_as_an_uninterrupted_one(trained_pipeline, recordings, tmp_path):
     folder, _ = recordings
-    many = tmp_path / "many"
-    many.mkdir()
-    for copy in range(4):  # enough files that the run is still going when it is killed
-        for name in os.listdir(folder):
-            shutil.copy(os.path.join(folder, name), many / f"{copy}_{name}")
-    whole, resumed = str(tmp_path / "whole"), str(tmp_path / "resumed")
-    args = ["--model", _model(trained_pipeline), "--recordings", str(many)]
-    count_calls.run(args + ["--output-dir", whole])
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    args = ["--model", _model(trained_pipeline), "--recordings", folder]
+    count_calls.run(args + ["--output-dir", str(whole)])
+    # What a killed run leaves: the parts of the recordings it finished, one half-written, no tables.
+    parts = sorted(os.listdir(whole / counting.PARTS_DIR))
+    (resumed / counting.PARTS_DIR).mkdir(parents=True)
+    for name in parts[:3]:
+        shutil.copy(whole / counting.PARTS_DIR / name, resumed / counting.PARTS_DIR / name)
+    half = (whole / counting.PARTS_DIR / parts[3]).read_text()[:40]
+    (resumed / counting.PARTS_DIR / f"{parts[3]}.tmp4242").write_text(half)
 
-    command = [sys.executable, "-m", "runners.count_calls", *args, "--output-dir", resumed]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    parts = os.path.join(resumed, counting.PARTS_DIR)
-    deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None:
-        if os.path.isdir(parts) and len(os.listdir(parts)) >= 3:
-            os.killpg(process.pid, signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    process.wait()
-    finished_before_kill = len(counting.load_parts(resumed))  # a part being written when killed is not one
-    assert finished_before_kill < len(os.listdir(many)), "the run finished before it could be killed"
+    summary = count_calls.run(args + ["--output-dir", str(resumed)])
 
-    summary = count_calls.run(args + ["--output-dir", resumed])
-    assert summary["new_this_run"] == len(os.listdir(many)) - finished_before_kill
+    assert summary["new_this_run"] == len(os.listdir(folder)) - 3 == len(parts) - 3
+    assert sorted(os.listdir(resumed / counting.PARTS_DIR)) == parts  # the half-written part is gone
     for name in (counting.COUNTS_CSV, counting.DETECTIONS_CSV, counting.FAILURES_CSV, counting.SELECTIONS_TXT):
-        assert open(os.path.join(resumed, name)).read() == open(os.path.join(whole, name)).read(), name
+        assert (resumed / name).read_text() == (whole / name).read_text(), name
 
 
 def test_the_pipeline_counts_after_the_push_and_records_it_in_ml_metadata(trained_pipeline):
@@ -288,38 +406,36 @@ def test_the_model_is_preloaded_only_where_the_workers_are_threads_of_this_proce
     assert not counting.scores_in_this_process(["--runner=DataflowRunner", "--project=p"])
 
 
-def test_every_worker_gets_the_one_scorer_warmed_up_for_its_way_of_counting(trained_pipeline):
+def test_every_worker_gets_the_process_one_model_for_its_way_of_counting(trained_pipeline):
     model_dir = scoring.resolve_model_dir(_model(trained_pipeline))
-    whole, windows = counting.CountingConfig(0.5), counting.CountingConfig(0.5, whole_recordings=False)
-    scorer = counting.ready_scorer(model_dir, whole)
-    assert counting.ready_scorer(model_dir, windows) is scorer is scoring.shared_scorer(model_dir)
-    assert {(scorer.model_dir, True), (scorer.model_dir, False)} <= counting._warm_scorers
+    whole = counting.warm_scorer(model_dir, counting.CountingConfig(0.5))
+    by_window = counting.warm_scorer(model_dir, counting.CountingConfig(0.5, whole_recordings=False))
+    assert (whole.how, by_window.how) == (counting.HowScored.WHOLE, counting.HowScored.WINDOW_FRAMES)
+    assert by_window.model is whole.model is counting.warm_scorer(model_dir, counting.CountingConfig(0.9)).model
 
 
 def test_a_recording_scored_whole_matches_its_windows_where_they_see_the_same(trained_pipeline):
-    from components import scoring
-
     data_root, _, _, _ = trained_pipeline
-    scorer = scoring.WindowScorer(_model(trained_pipeline))
-    assert scorer.scores_sequences
+    model = scoring.WindowScorer(_model(trained_pipeline))
+    assert model.scores_sequences and model.scores_frames
     waveform = audio.load_audio(os.path.join(data_root, dataset.FOREST_DIR, "recording_00.mp3"))
     window, hop = features.CLIP_SAMPLES, features.CLIP_SAMPLES // 2
 
     # One window: the same frames as the window signature (to float rounding).
     one = waveform[:window]
-    times, scores = counting.recording_track(one, np.array([0]), scorer)
-    np.testing.assert_allclose(scores, scorer.frames(one[None])[0], atol=1e-4)
+    times, scores = scorer.recording_track(one, np.array([0]), model)
+    np.testing.assert_allclose(scores, model.frames(one[None])[0], atol=1e-4)
     np.testing.assert_allclose(times, np.arange(features.MODEL_FRAMES) * features.MODEL_FRAME_STEP_SECONDS)
 
     # A whole recording: on the same 40 ms grid as the window-by-window track, and the pieces the
     # networks run over join exactly, however long they are.
-    starts = counting.window_starts(len(waveform), window, hop)
-    times, scores = counting.recording_track(waveform, starts, scorer)
-    window_times, _ = counting.frame_track(starts / RATE, counting.score_windows(waveform, starts, scorer, window))
+    starts = windows.window_starts(len(waveform), window, hop)
+    times, scores = scorer.recording_track(waveform, starts, model)
+    window_times, _ = windows.frame_track(starts / RATE, scorer.score_windows(waveform, starts, model, window))
     spectrogram_frames = (len(waveform) - features.MEL_FRAME_LENGTH) // features.MEL_FRAME_STEP + 1
     assert len(times) == spectrogram_frames // features.MODEL_FRAME_POOLING  # the whole recording
     np.testing.assert_allclose(times, window_times[: len(times)], atol=1e-9)
-    _, in_small_pieces = counting.recording_track(waveform, starts, scorer, piece_frames=512)
+    _, in_small_pieces = scorer.recording_track(waveform, starts, model, piece_frames=512)
     np.testing.assert_allclose(in_small_pieces, scores, atol=1e-5)
 
 

@@ -1,0 +1,42 @@
+"""CountingConfig: the one home of the counting job's settings and their defaults."""
+
+import dataclasses
+
+from model import features
+
+SCORE_BATCH = 64  # windows per model call: ~12 MB of audio, whatever the recording's length
+
+
+@dataclasses.dataclass(frozen=True)
+class CountingConfig:
+    """How recordings are windowed, scored and turned into calls. Callers leave a setting out (or give
+    None to `of`) for its default here."""
+
+    threshold: float
+    hop_seconds: float = features.HOP_SECONDS
+    window_seconds: float = features.CLIP_SECONDS
+    # Windows per chunk: 7 x 64 = 448 windows, about 11 minutes at a 1.5 s hop. Longer recordings are
+    # scored in several chunks, in parallel where there are workers.
+    chunk_windows: int = 7 * SCORE_BATCH
+    # Score whole recordings where the model can (scorer.how_scored); False: window by window.
+    whole_recordings: bool = True
+    # The merging rule of frame-scoring models (rules.frame_calls); site calibration may choose other values.
+    gap_seconds: float = features.CALL_GAP_SECONDS
+    min_call_seconds: float = features.MIN_CALL_SECONDS
+
+    def __post_init__(self):
+        if self.chunk_windows <= 0 or self.chunk_windows % SCORE_BATCH:
+            raise ValueError(f"chunk_windows must be a positive multiple of {SCORE_BATCH}, got {self.chunk_windows}")
+
+    @classmethod
+    def of(cls, threshold: float, **settings) -> "CountingConfig":
+        """A config with the settings given; those given as None keep their defaults."""
+        return cls(threshold=threshold, **{name: value for name, value in settings.items() if value is not None})
+
+    @property
+    def hop_samples(self) -> int:
+        return int(round(self.hop_seconds * features.SAMPLE_RATE))
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_seconds * features.SAMPLE_RATE))

@@ -1,0 +1,138 @@
+"""The counting job's output folder: a part file per finished recording, the tables, plots and summary.
+
+    OUT/counts.csv        recording,capuchin_calls      one row per input file that could be read
+    OUT/detections.csv    recording,start_s,end_s,score one row per call
+    OUT/selections.txt    Raven selection table of all calls (Begin File column names the recording)
+    OUT/failures.csv      recording,reason              files that could not be counted
+    OUT/summary.json      files, audio hours, calls, wall time, realtime factor
+    OUT/parts/            one JSON per finished recording: what makes a re-run skip it and a killed run resume
+    OUT/plots/            with plots: a PNG per recording of its scores and calls
+"""
+
+import csv
+import hashlib
+import json
+import os
+from typing import Dict, Iterable, Sequence
+
+from components import files
+from components.counting.config import CountingConfig
+from model import features
+
+COUNTS_CSV = "counts.csv"
+DETECTIONS_CSV = "detections.csv"
+SELECTIONS_TXT = "selections.txt"
+FAILURES_CSV = "failures.csv"
+SUMMARY_JSON = "summary.json"
+PARTS_DIR = "parts"
+PLOTS_DIR = "plots"
+
+
+def _part_path(output_dir: str, recording: str) -> str:
+    return os.path.join(output_dir, PARTS_DIR, hashlib.sha256(recording.encode()).hexdigest()[:20] + ".json")
+
+
+def save_part(output_dir: str, result: Dict) -> None:
+    """A recording's result as its part file, written whole or not at all (a killed run leaves no half part)."""
+    path = _part_path(output_dir, result["recording"])
+    temporary = f"{path}.tmp{os.getpid()}"
+    with files.open_file(temporary, "w") as f:
+        f.write(json.dumps(result))
+    files.replace(temporary, path)
+
+
+def prepare_parts(output_dir: str) -> Dict[str, Dict]:
+    """Makes the parts folder, removes what a killed run left half-written, and returns the finished
+    results by recording."""
+    parts = os.path.join(output_dir, PARTS_DIR)
+    files.makedirs(parts)
+    for name in files.listdir(parts):
+        if not name.endswith(".json"):
+            files.remove(os.path.join(parts, name))
+    return load_parts(output_dir)
+
+
+def load_parts(output_dir: str) -> Dict[str, Dict]:
+    """The finished recordings' results, by recording."""
+    results = {}
+    parts = os.path.join(output_dir, PARTS_DIR)
+    for name in sorted(files.listdir(parts)):
+        if name.endswith(".json"):
+            with files.open_file(os.path.join(parts, name)) as f:
+                result = json.loads(f.read())
+            results[result["recording"]] = result
+    return results
+
+
+def write_tables(results: Iterable[Dict], output_dir: str) -> None:
+    """counts.csv, detections.csv, selections.txt and failures.csv, in recording order."""
+    ordered = sorted(results, key=lambda r: r["recording"])
+    counted = [r for r in ordered if r["reason"] is None]
+    with files.open_file(os.path.join(output_dir, COUNTS_CSV), "w") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["recording", "capuchin_calls"])
+        writer.writerows((os.path.basename(r["recording"]), r["calls"]) for r in counted)
+    with files.open_file(os.path.join(output_dir, DETECTIONS_CSV), "w") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["recording", "start_s", "end_s", "score"])
+        writer.writerows((os.path.basename(r["recording"]), *d) for r in counted for d in r["detections"])
+    with files.open_file(os.path.join(output_dir, SELECTIONS_TXT), "w") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+        writer.writerow(["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)",
+                         "Low Freq (Hz)", "High Freq (Hz)", "Begin File", "Score"])
+        selection = 0
+        for r in counted:
+            for start, end, score in r["detections"]:
+                selection += 1
+                writer.writerow([selection, "Spectrogram 1", 1, start, end, features.MEL_LOWER_HZ,
+                                 features.MEL_UPPER_HZ, os.path.basename(r["recording"]), score])
+    with files.open_file(os.path.join(output_dir, FAILURES_CSV), "w") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["recording", "reason"])
+        writer.writerows((r["recording"], r["reason"]) for r in ordered if r["reason"] is not None)
+
+
+def write_summary(output_dir: str, results: Dict[str, Dict], new: Sequence[str], wall_seconds: float,
+                  model_dir: str, operating_point: Dict, config: CountingConfig) -> Dict:
+    """summary.json of all finished recordings (`results`), `new` of them counted in this run; returns it."""
+    seconds = sum(r["seconds"] for r in results.values())
+    new_seconds = sum(results[r]["seconds"] for r in new)
+    summary = {
+        "model": model_dir,
+        "threshold": config.threshold,
+        "operating_point": operating_point,
+        "hop_seconds": config.hop_seconds,
+        "files": len(results),
+        "counted": sum(r["reason"] is None for r in results.values()),
+        "failures": sum(r["reason"] is not None for r in results.values()),
+        "audio_hours": round(seconds / 3600, 4),
+        "calls": sum(r["calls"] or 0 for r in results.values()),
+        "new_this_run": len(new),
+        "wall_seconds": round(wall_seconds, 2),
+        "realtime_factor": round(new_seconds / wall_seconds, 1) if new and wall_seconds else None,
+    }
+    with files.open_file(os.path.join(output_dir, SUMMARY_JSON), "w") as f:
+        f.write(json.dumps(summary, indent=2))
+    return summary
+
+
+def plot_recording(recording, times, scores, detections, config: CountingConfig, output_dir: str) -> None:
+    """A PNG of the scores over time (per frame, or per window centre), the threshold and the calls."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files.makedirs(os.path.join(output_dir, PLOTS_DIR))
+    figure, axis = plt.subplots(figsize=(12, 2.8))
+    axis.plot(times, scores, lw=1, label="score")
+    axis.axhline(config.threshold, color="gray", ls="--", lw=1, label=f"threshold {config.threshold:.2f}")
+    for start, end, _ in detections:
+        axis.axvspan(start, end, color="tab:red", alpha=0.25)
+    axis.set(xlabel="time (s)", ylabel="call probability", ylim=(-0.02, 1.02),
+             title=f"{os.path.basename(recording)}: {len(detections)} calls")
+    axis.legend(loc="upper right", fontsize=8)
+    figure.tight_layout()
+    with files.open_file(os.path.join(output_dir, PLOTS_DIR, os.path.basename(recording) + ".png"), "wb") as f:
+        figure.savefig(f, format="png", dpi=90)
+    plt.close(figure)

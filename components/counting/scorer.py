@@ -1,0 +1,188 @@
+"""Scoring a recording: `RecordingScorer` decides once how a model scores recordings under a config
+(`how_scored`) and scores chunks that way; `warm_scorer` is the process's one loaded, warmed-up scorer.
+
+Whole (`HowScored.WHOLE`): the windows' spectrograms (each with its own band medians removed, as in
+training) are stitched into one spectrogram of the recording, and the networks run once over it
+(`recording_track`): half the network time of running them on every overlapping window. Window by window
+(`WINDOW_FRAMES`: older frame models, `whole_recordings=False`, or windows whose spectrograms do not
+overlap): the networks run on every window (`score_windows`) and the rules join the windows' frames
+(`windows.frame_track`). A model with one score per window (the tutorial's, `WINDOW_SCORES`) is counted
+by the tutorial's rule.
+"""
+
+import enum
+import threading
+from typing import Dict, NamedTuple, Set, Tuple
+
+import numpy as np
+
+from components import scoring
+from components.counting.config import SCORE_BATCH, CountingConfig
+from components.counting.windows import Chunk, stitch_spectrograms
+from model import features
+
+# Whole-recording scoring runs the networks over the stitched spectrogram in pieces of at most ~3 min
+# (a typical field recording is one piece), each with 1.28 s of context on either side; one piece per
+# model call holds ~60 MB of the first convolution's output. The networks see about 0.8 s each way
+# (3x3 convolutions pooled by 4 in time, then dilated convolutions over +-16 model frames), so the
+# pieces join exactly.
+PIECE_FRAMES = 18_432
+PIECE_MARGIN_FRAMES = 128
+# A long recording's pieces are of equal length, rounded up to this many frames, so that recordings of
+# about the same length give pieces of the same shape (TensorFlow prepares each new shape afresh).
+PIECE_ROUNDING_FRAMES = 64
+
+
+class HowScored(enum.Enum):
+    """How a recording's scores come out of the model, and so which rule turns them into calls."""
+
+    WHOLE = "whole"  # a frame track of the whole recording
+    WINDOW_FRAMES = "window frames"  # frame scores [windows, frames] of each window
+    WINDOW_SCORES = "window scores"  # one score per window [windows, 1]: the tutorial's rule
+
+    @property
+    def per_frame(self) -> bool:
+        """Whether the scores are per model frame, so the frame merging rule (gap, shortest call) applies."""
+        return self is not HowScored.WINDOW_SCORES
+
+
+def how_scored(model, config: CountingConfig) -> HowScored:
+    """The one decision of how `model` (a scoring.WindowScorer or anything with its attributes) scores
+    recordings under `config`: whole where the model can (`scores_sequences`), the config asks for it,
+    every hop starts a spectrogram frame, and neighbouring windows' spectrograms overlap (3 s windows
+    every 3 s leave 3 frames between them); else window by window."""
+    hop_frames, remainder = divmod(config.hop_samples, features.MEL_FRAME_STEP)
+    if (config.whole_recordings and model.scores_sequences and remainder == 0
+            and config.window_samples == features.CLIP_SAMPLES and hop_frames < features.MEL_FRAMES):
+        return HowScored.WHOLE
+    return HowScored.WINDOW_FRAMES if model.scores_frames else HowScored.WINDOW_SCORES
+
+
+class ScoredChunk(NamedTuple):
+    """A chunk's scores. WHOLE: the start times (s) of the frames of the chunk's stretch and a score per
+    frame. Window by window: its own windows' start times (s) and their scores [windows, frames]."""
+
+    first_window: int
+    seconds: float  # length of the whole recording
+    how: HowScored
+    times: np.ndarray
+    scores: np.ndarray
+
+
+def _through_in_batches(signature, waveform: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
+    """`signature` (a scorer method) of the windows starting at `starts` (samples), concatenated.
+    Windows are views, copied SCORE_BATCH at a time."""
+    windows = np.lib.stride_tricks.sliding_window_view(waveform, window)  # no copy
+    return np.concatenate([
+        signature(np.ascontiguousarray(windows[starts[i : i + SCORE_BATCH]]))
+        for i in range(0, len(starts), SCORE_BATCH)
+    ])
+
+
+def score_windows(waveform: np.ndarray, starts: np.ndarray, model, window: int) -> np.ndarray:
+    """Frame scores [windows, frames] of the windows starting at `starts` (samples), through `model.frames`."""
+    if len(starts) == 0:
+        return np.zeros((0, 1), dtype=np.float32)
+    return _through_in_batches(model.frames, waveform, starts, window)
+
+
+def sequence_scores(spectrogram: np.ndarray, model, piece_frames: int = PIECE_FRAMES) -> np.ndarray:
+    """Frame probabilities float32[frames // 4] of a spectrogram [frames, bands] of any length.
+
+    A spectrogram of up to `piece_frames` frames (plus the margins) is scored in one go, as a window is.
+    A longer one is cut into the fewest pieces of equal length that each give at most `piece_frames`
+    frames of scores, and see PIECE_MARGIN_FRAMES more on either side; at the ends a piece slides
+    inward instead, so the ends are the sequence's own, as a window's are in training. (Equal pieces:
+    fixed ones of 4096 frames ran the networks over 21% more frames than a 3-minute recording holds.)
+    """
+    pool, margin = features.MODEL_FRAME_POOLING, PIECE_MARGIN_FRAMES
+    if len(spectrogram) <= piece_frames + 2 * margin:
+        return model.sequence_frames(spectrogram[None])[0]
+    usable = len(spectrogram) // pool * pool  # the last 1-3 frames (up to 30 ms) make no model frame
+    pieces = -(-usable // piece_frames)
+    core = -(-usable // (pieces * PIECE_ROUNDING_FRAMES)) * PIECE_ROUNDING_FRAMES  # a multiple of the pooling
+    length = core + 2 * margin  # every piece's input
+    scores = []
+    for begin in range(0, usable, core):
+        end = min(begin + core, usable)
+        first = min(max(begin - margin, 0), usable - length)
+        # The last piece also sees the frames that make no model frame, as the one piece would.
+        stop = first + length if end < usable else len(spectrogram)
+        probabilities = model.sequence_frames(spectrogram[None, first:stop])[0]  # [length // 4]
+        scores.append(probabilities[(begin - first) // pool : (end - first) // pool])
+    return np.concatenate(scores)
+
+
+def recording_track(waveform: np.ndarray, starts: np.ndarray, model, offset: int = 0,
+                    piece_frames: int = PIECE_FRAMES) -> Tuple[np.ndarray, np.ndarray]:
+    """(frame start times in s, scores) of a recording, or of a chunk of one that begins at sample
+    `offset`, scored whole: the windows at `starts` (samples of `waveform`) give their spectrograms,
+    stitched into one, and the networks run over that once. Frames fall on the recording's 40 ms grid.
+    """
+    if len(starts) == 0:  # silence: nothing scored
+        return np.zeros(0), np.zeros(0, dtype=np.float32)
+    # [windows, 297, bands]
+    spectrograms = _through_in_batches(model.spectrograms, waveform, starts, features.CLIP_SAMPLES)
+    first_frames = np.round((np.asarray(starts) + offset) / features.MEL_FRAME_STEP).astype(np.int64)
+    stitched = stitch_spectrograms(first_frames - first_frames[0], spectrograms)
+    skip = -first_frames[0] % features.MODEL_FRAME_POOLING  # onto the recording's model-frame grid
+    scores = sequence_scores(stitched[skip:], model, piece_frames)
+    first = first_frames[0] + skip + features.MODEL_FRAME_POOLING * np.arange(len(scores))
+    return first * features.MEL_FRAME_STEP / features.SAMPLE_RATE, scores
+
+
+class RecordingScorer:
+    """A model and how it scores recordings under a config (`how`, decided once by `how_scored`)."""
+
+    def __init__(self, model, config: CountingConfig):
+        self.model = model
+        self.how = how_scored(model, config)
+        self._window_samples = config.window_samples
+
+    def warm_up(self) -> None:
+        """Runs the signatures this scorer uses once, on silence, in the batch shape counting uses: the
+        first call of a signature builds what TensorFlow runs it with (~0.3 s for the spectrograms,
+        ~0.4 s for the networks)."""
+        batch = np.zeros((SCORE_BATCH, features.CLIP_SAMPLES), np.float32)
+        if self.how is HowScored.WHOLE:
+            self.model.spectrograms(batch)
+            self.model.sequence_frames(np.zeros((1, 3 * features.MEL_FRAMES, features.MEL_BANDS), np.float32))
+        else:
+            self.model.frames(batch)
+
+    def score(self, chunk: Chunk) -> ScoredChunk:
+        """A chunk's scores: a frame track of its stretch (WHOLE), else its own windows' scores."""
+        if self.how is HowScored.WHOLE:
+            times, track = recording_track(chunk.samples, chunk.starts - chunk.offset, self.model, chunk.offset)
+            centres = times + features.MODEL_FRAME_SPAN_SECONDS / 2
+            keep = (centres > chunk.keep_from_s) & (centres <= chunk.keep_to_s)
+            return ScoredChunk(chunk.first_window, chunk.seconds, self.how, times[keep], track[keep])
+        own = chunk.starts[chunk.own[0] : chunk.own[1]]
+        scores = score_windows(chunk.samples, own - chunk.offset, self.model, self._window_samples)
+        return ScoredChunk(chunk.first_window, chunk.seconds, self.how, own / features.SAMPLE_RATE, scores)
+
+
+# The process's models, each with the ways of scoring it has been warmed up for: Beam makes a DoFn
+# instance per worker thread and step, and loading a SavedModel (about a second) and warming it up
+# would otherwise be paid by every one of them. The signatures are safe to call from several threads.
+_lock = threading.Lock()
+_models: Dict[str, Tuple[scoring.WindowScorer, Set[HowScored]]] = {}
+
+
+def warm_scorer(model_dir: str, config: CountingConfig) -> RecordingScorer:
+    """The process's one scorer of the SavedModel at `model_dir` for `config`, loaded once and warmed up
+    once per way of scoring, under a lock, rather than by every worker thread at once."""
+    with _lock:
+        if model_dir not in _models:
+            _models[model_dir] = (scoring.WindowScorer(model_dir), set())
+        model, warmed = _models[model_dir]
+        scorer = RecordingScorer(model, config)
+        if scorer.how not in warmed:
+            scorer.warm_up()
+            warmed.add(scorer.how)
+    return scorer
+
+
+def score_chunk(chunk: Chunk, model, config: CountingConfig) -> ScoredChunk:
+    """`chunk`'s scores by `model` (e.g. a scoring.WindowScorer) under `config`."""
+    return RecordingScorer(model, config).score(chunk)

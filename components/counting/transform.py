@@ -1,0 +1,245 @@
+"""The counting Beam transform: `CountCalls` (recording paths → result dicts) and its steps.
+
+Decode each recording (`DecodeRecordingFn`), score its chunks through Beam's RunInference
+(`ChunkScorerHandler`), merge a recording's scores into calls (`MergeCallsFn`) and save its result as a
+part file (`SaveResultFn`). Files, failures and audio seconds are Beam counters in METRICS_NAMESPACE.
+"""
+
+import logging
+import os
+import threading
+import time
+from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.ml.inference.base import ModelHandler, RunInference
+
+from components import audio
+from components.counting import outputs, rules
+from components.counting.config import CountingConfig
+from components.counting.scorer import RecordingScorer, ScoredChunk
+from components.counting.windows import Chunk, split_chunk, whole_chunk
+from model import features
+
+METRICS_NAMESPACE = "counting"
+FAILED_TAG = "failed"
+CHUNKS_TAG = "chunks"
+_log = logging.getLogger("capuchin.counting")
+
+
+class _HideBeamMemoryWarning(logging.Filter):
+    """Beam 2.74 imports `resource` in the same try block as a module that needs torch, so without torch
+    RunInference takes `resource` for missing and warns so at every model load; all it loses is its
+    model-memory metric. That one warning is dropped, so users see the job's own lines only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Resource module is not available")
+
+
+logging.getLogger().addFilter(_HideBeamMemoryWarning())  # RunInference warns through the root logger
+
+
+def counters(result: beam.runners.runner.PipelineResult) -> Dict[str, int]:
+    """The counting job's counters in a finished pipeline's result, summed over its steps."""
+    totals: Dict[str, int] = {}
+    for metric in result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]:
+        totals[metric.key.metric.name] = totals.get(metric.key.metric.name, 0) + metric.committed
+    return totals
+
+
+class DecodeRecordingFn(beam.DoFn):
+    """recording path → (recording, Chunk): the whole recording, or tagged CHUNKS_TAG, the chunks of a
+    long one for other workers to score; a file that cannot be counted → its failed result, tagged
+    FAILED_TAG. Counts files, failures and audio seconds."""
+
+    def __init__(self, config: CountingConfig):
+        self._config = config
+        self._files = Metrics.counter(METRICS_NAMESPACE, "files")
+        self._failed = Metrics.counter(METRICS_NAMESPACE, "failed")
+        self._audio_seconds = Metrics.counter(METRICS_NAMESPACE, "audio_seconds")
+
+    def process(self, recording: str):
+        self._files.inc()
+        try:
+            waveform = audio.load_audio(recording)
+            seconds = len(waveform) / features.SAMPLE_RATE
+            if len(waveform) < self._config.window_samples:
+                raise audio.AudioLoadError(
+                    recording, f"too short: {seconds:.2f} s, shorter than one {self._config.window_seconds:g} s window"
+                )
+        except audio.AudioLoadError as error:
+            self._failed.inc()
+            yield beam.pvalue.TaggedOutput(FAILED_TAG, {"recording": recording, "calls": None, "detections": [],
+                                                        "seconds": 0.0, "reason": error.reason})
+            return
+        self._audio_seconds.inc(round(seconds))
+        chunks = split_chunk(whole_chunk(recording, waveform, self._config), self._config)
+        if len(chunks) == 1:
+            yield recording, chunks[0]
+            return
+        for chunk in chunks:
+            yield beam.pvalue.TaggedOutput(CHUNKS_TAG, (recording, chunk))
+
+
+class ChunkScorerHandler(ModelHandler[Tuple[str, Chunk], Tuple[str, ScoredChunk], RecordingScorer]):
+    """RunInference's model handler: (recording, Chunk) → (recording, ScoredChunk).
+
+    `load_scorer` gives the RecordingScorer (counting: `scorer.warm_scorer`, the process's one warm
+    scorer, so each RunInference step of every worker thread finds it loaded). A chunk is already a batch
+    of windows for the model (SCORE_BATCH at a time), so RunInference gets one chunk per batch.
+    """
+
+    def __init__(self, load_scorer: Callable[[], RecordingScorer]):
+        super().__init__()
+        self._load_scorer = load_scorer
+
+    def load_model(self) -> RecordingScorer:
+        return self._load_scorer()
+
+    def run_inference(self, batch: Sequence[Tuple[str, Chunk]], model: RecordingScorer,
+                      inference_args: Optional[Dict] = None) -> Iterable[Tuple[str, ScoredChunk]]:
+        return [(recording, model.score(chunk)) for recording, chunk in batch]
+
+    def get_num_bytes(self, batch: Sequence[Tuple[str, Chunk]]) -> int:
+        return sum(chunk.samples.nbytes for _, chunk in batch)  # not Beam's default: pickling the audio
+
+    def get_metrics_namespace(self) -> str:
+        return METRICS_NAMESPACE
+
+
+class ScoreChunks(beam.PTransform):
+    """PCollection[(recording, Chunk)] → PCollection[(recording, ScoredChunk)], through RunInference."""
+
+    def __init__(self, handler: ChunkScorerHandler):
+        super().__init__()
+        self._handler = handler
+
+    def expand(self, chunks):
+        return (
+            chunks
+            | "OneChunkPerBatch" >> beam.Map(lambda keyed_chunk: [keyed_chunk])
+            | "RunInference" >> RunInference(self._handler.with_no_batching())
+        )
+
+
+class MergeCallsFn(beam.DoFn):
+    """(recording, scored chunks) → the recording's result dict; with `plots`, also its plot."""
+
+    def __init__(self, config: CountingConfig, output_dir: Optional[str], plots: bool):
+        self._config = config
+        self._output_dir = output_dir
+        self._plots = plots
+
+    def process(self, keyed_chunks: Tuple[str, Iterable[ScoredChunk]]):
+        recording, scored_chunks = keyed_chunks
+        scored_chunks = list(scored_chunks)
+        detections, times, track = rules.calls_in(scored_chunks, self._config)
+        if self._plots:
+            outputs.plot_recording(recording, times, track, detections, self._config, self._output_dir)
+        yield {"recording": recording, "calls": len(detections), "detections": detections,
+               "seconds": scored_chunks[0].seconds, "reason": None}
+
+
+# Recordings finished and audio seconds counted by this process (all its worker threads).
+_progress_lock = threading.Lock()
+_progress_totals = {"done": 0, "seconds": 0.0}
+
+
+class Progress:
+    """'[done/total] name: outcome — audio hours so far, realtime rate' lines, one per recording.
+
+    Totals are this process's: exact on the local runners (threads share them); with several worker
+    processes each reports its own share.
+    """
+
+    def __init__(self, total: int, already_done: int):
+        self._total = total
+        self._already_done = already_done
+        self._started = time.time()
+        with _progress_lock:  # a fresh count for this run (several runs may share a process, as in tests)
+            _progress_totals.update(done=0, seconds=0.0)
+
+    def log(self, result: Dict) -> None:
+        with _progress_lock:
+            _progress_totals["done"] += 1
+            _progress_totals["seconds"] += result["seconds"]
+            done, seconds = _progress_totals["done"], _progress_totals["seconds"]
+        outcome = f"{result['calls']} calls" if result["reason"] is None else f"FAILED ({result['reason']})"
+        elapsed = max(time.time() - self._started, 1e-6)
+        _log.info("[%d/%d] %s: %s — %.2f h of audio in %.0f s, %.0fx realtime", self._already_done + done,
+                  self._total, os.path.basename(result["recording"]), outcome, seconds / 3600, elapsed,
+                  seconds / elapsed)
+
+
+class SaveResultFn(beam.DoFn):
+    """A recording's result → itself, saved as its part file where there is an output dir, and logged."""
+
+    def __init__(self, output_dir: Optional[str], progress: Optional[Progress]):
+        self._output_dir = output_dir
+        self._progress = progress
+
+    def process(self, result: Dict):
+        if self._output_dir is not None:
+            outputs.save_part(self._output_dir, result)
+        if self._progress is not None:
+            self._progress.log(result)
+        yield result
+
+
+class CountCalls(beam.PTransform):
+    """PCollection[recording path] → PCollection[result dict], one per recording (failures included).
+
+    Decoding is parallel across recordings; scoring is parallel across chunks, so one long recording
+    is spread over many workers too. A recording of one chunk (most field recordings) is scored, merged
+    and saved where it was decoded, with no shuffle of its samples or scores.
+
+    Args:
+      config: how recordings are windowed, scored and turned into calls.
+      handler: the model, e.g. ChunkScorerHandler(functools.partial(scorer.warm_scorer, model_dir, config)).
+      output_dir: where each result is saved as a part file (and plots go); None: nowhere.
+      plots: also write a PNG per recording into `output_dir`.
+      progress: logs a line per recording, if given.
+    """
+
+    def __init__(self, config: CountingConfig, handler: ChunkScorerHandler, output_dir: Optional[str] = None,
+                 plots: bool = False, progress: Optional[Progress] = None):
+        super().__init__()
+        self._config = config
+        self._handler = handler
+        self._output_dir = output_dir
+        self._plots = plots
+        self._progress = progress
+
+    def _merge(self):
+        return beam.ParDo(MergeCallsFn(self._config, self._output_dir, self._plots))
+
+    def _save(self):
+        return beam.ParDo(SaveResultFn(self._output_dir, self._progress))
+
+    def expand(self, recordings):
+        decoded = (
+            recordings
+            | "DistributeRecordings" >> beam.Reshuffle()
+            | "Decode" >> beam.ParDo(DecodeRecordingFn(self._config)).with_outputs(FAILED_TAG, CHUNKS_TAG,
+                                                                                    main="recordings")
+        )
+        # Each step below stays fused with the one before it: a Flatten would wait for every recording.
+        counted = (
+            decoded.recordings
+            | "ScoreRecordings" >> ScoreChunks(self._handler)
+            | "AsOneChunk" >> beam.MapTuple(lambda recording, scored: (recording, [scored]))
+            | "MergeCalls" >> self._merge()
+            | "SaveResults" >> self._save()
+        )
+        counted_long = (
+            decoded[CHUNKS_TAG]
+            | "DistributeChunks" >> beam.Reshuffle()
+            | "ScoreChunks" >> ScoreChunks(self._handler)
+            | "GroupByRecording" >> beam.GroupByKey()
+            | "MergeChunkCalls" >> self._merge()
+            | "SaveLongResults" >> self._save()
+        )
+        failed = decoded[FAILED_TAG] | "SaveFailures" >> self._save()
+        return (counted, counted_long, failed) | "AllResults" >> beam.Flatten()
