@@ -133,11 +133,14 @@ def window_scores(model_dir: str, path: str, hop_seconds: float, scorer=None) ->
       components.audio.AudioLoadError: the recording cannot be read.
     """
     from components import counting, scoring
+    from components.counting import windows as counting_windows
 
-    scorer = scorer or scoring.shared_scorer(model_dir)
+    if scorer is None:  # the process's one loaded model, which counting shares
+        config = counting.CountingConfig.of(threshold=1.0, hop_seconds=hop_seconds, whole_recordings=False)
+        scorer = counting.warm_scorer(scoring.resolve_model_dir(model_dir), config).model
     waveform = audio.load_audio(path)
     hop = int(round(hop_seconds * features.SAMPLE_RATE))
-    starts = counting.window_starts(len(waveform), features.CLIP_SAMPLES, hop)
+    starts = counting_windows.window_starts(len(waveform), features.CLIP_SAMPLES, hop)
     windows = np.lib.stride_tricks.sliding_window_view(waveform, features.CLIP_SAMPLES)
     batch = counting.SCORE_BATCH
     scores = [scorer(np.ascontiguousarray(windows[starts[i : i + batch]])) for i in range(0, len(starts), batch)]
