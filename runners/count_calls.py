@@ -4,7 +4,7 @@
         [--threshold T | --calibrate] [--hop-seconds H] [--plots] [--window-by-window]
         [Beam args, e.g. --runner DataflowRunner ...]
 
-Writes OUT/counts.csv (recording,capuchin_calls), detections.csv, selections.txt (Raven), failures.csv
+Writes OUT/counts.csv (recording,capuchin_calls,calls_per_hour), detections.csv, selections.txt (Raven), failures.csv
 and summary.json. Re-running into the same OUT skips finished recordings; a killed run resumes.
 
 The operating point (threshold and merging rule) is the one the model carries: set by the pipeline's

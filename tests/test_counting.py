@@ -306,8 +306,12 @@ def test_counts_equal_the_planted_truth_and_bad_files_are_listed(trained_pipelin
     summary = count_calls.run(["--model", _model(trained_pipeline), "--recordings", folder, "--output-dir", out,
                                "--plots"])
 
-    counts = {row["recording"]: int(row["capuchin_calls"]) for row in _read(os.path.join(out, counting.COUNTS_CSV))}
+    rows = _read(os.path.join(out, counting.COUNTS_CSV))
+    counts = {row["recording"]: int(row["capuchin_calls"]) for row in rows}
     assert counts == {**truth, "silent.flac": 0}
+    # Each recording lasts a minute but silent.flac (10 s).
+    assert {row["recording"]: float(row["calls_per_hour"]) for row in rows} == pytest.approx(
+        {**{name: 60.0 * calls for name, calls in truth.items()}, "silent.flac": 0.0}, rel=2e-3)
     failures = {os.path.basename(r["recording"]): r["reason"] for r in _read(os.path.join(out, counting.FAILURES_CSV))}
     assert set(failures) == {"corrupt.mp3", "empty.wav", "text.mp3", "short.wav"}
     assert "too short" in failures["short.wav"] and "empty" in failures["empty.wav"]
@@ -325,6 +329,9 @@ def test_counts_equal_the_planted_truth_and_bad_files_are_listed(trained_pipelin
     assert len(selections) == 1 + sum(truth.values()) and selections[0].startswith("Selection\tView")
     assert summary["files"] == len(truth) + 5 and summary["failures"] == 4 and summary["calls"] == sum(truth.values())
     assert summary["audio_hours"] == pytest.approx((60 * len(truth) + 10) / 3600, abs=1e-3)
+    # The summary says which model, operating point, hop and code counted.
+    assert summary["model_version"] == os.path.basename(summary["model"]) and summary["model_version"].isdigit()
+    assert summary["hop_seconds"] == features.HOP_SECONDS and summary["code_version"].startswith("0.1.0")
     assert sorted(os.listdir(os.path.join(out, counting.PLOTS_DIR))) == sorted(
         f"{name}.png" for name in (*truth, "silent.flac"))
 

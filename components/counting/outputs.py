@@ -1,19 +1,24 @@
 """The counting job's output folder: a part file per finished recording, the tables, plots and summary.
 
-    OUT/counts.csv        recording,capuchin_calls      one row per input file that could be read
+    OUT/counts.csv        recording,capuchin_calls,calls_per_hour   one row per input file that could be read
     OUT/detections.csv    recording,start_s,end_s,score one row per call
     OUT/selections.txt    Raven selection table of all calls (Begin File column names the recording)
     OUT/failures.csv      recording,reason              files that could not be counted
-    OUT/summary.json      files, audio hours, calls, wall time, realtime factor
+    OUT/summary.json      the model and its version, the operating point, hop and code version; files,
+                          audio hours, calls, wall time, realtime factor
     OUT/parts/            one JSON per finished recording: what makes a re-run skip it and a killed run resume
-    OUT/plots/            with plots: a PNG per recording of its scores and calls
+    OUT/plots/            with plots: a PNG per recording, its spectrogram above its scores, the calls marked
 """
 
 import csv
+import functools
 import hashlib
 import json
 import os
+import subprocess
 from typing import Dict, Iterable, Sequence
+
+import numpy as np
 
 from components import files
 from components.counting.config import CountingConfig
@@ -64,14 +69,37 @@ def load_parts(output_dir: str) -> Dict[str, Dict]:
     return results
 
 
+def calls_per_hour(result: Dict) -> float:
+    return round(result["calls"] * 3600 / result["seconds"], 2) if result["seconds"] else 0.0
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """The package version, and the git commit when the code runs from a checkout (with '+dirty' for
+    uncommitted changes), so a summary says which code counted."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("capuchin")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        commit = subprocess.run(["git", "-C", root, "describe", "--always", "--dirty=+dirty", "--abbrev=12"],
+                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{version} ({commit})" if commit else version
+
+
 def write_tables(results: Iterable[Dict], output_dir: str) -> None:
     """counts.csv, detections.csv, selections.txt and failures.csv, in recording order."""
     ordered = sorted(results, key=lambda r: r["recording"])
     counted = [r for r in ordered if r["reason"] is None]
     with files.open_file(os.path.join(output_dir, COUNTS_CSV), "w") as f:
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["recording", "capuchin_calls"])
-        writer.writerows((os.path.basename(r["recording"]), r["calls"]) for r in counted)
+        writer.writerow(["recording", "capuchin_calls", "calls_per_hour"])
+        writer.writerows((os.path.basename(r["recording"]), r["calls"], calls_per_hour(r)) for r in counted)
     with files.open_file(os.path.join(output_dir, DETECTIONS_CSV), "w") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["recording", "start_s", "end_s", "score"])
@@ -99,6 +127,9 @@ def write_summary(output_dir: str, results: Dict[str, Dict], new: Sequence[str],
     new_seconds = sum(results[r]["seconds"] for r in new)
     summary = {
         "model": model_dir,
+        # The Pusher's version folder (a timestamp); a model folder that is no push names itself.
+        "model_version": os.path.basename(model_dir.rstrip("/")),
+        "code_version": code_version(),
         "threshold": config.threshold,
         "operating_point": operating_point,
         "hop_seconds": config.hop_seconds,
@@ -117,21 +148,33 @@ def write_summary(output_dir: str, results: Dict[str, Dict], new: Sequence[str],
 
 
 def plot_recording(recording, times, scores, detections, config: CountingConfig, output_dir: str) -> None:
-    """A PNG of the scores over time (per frame, or per window centre), the threshold and the calls."""
+    """A PNG of the recording's spectrogram (up to the features' upper band edge) above its scores over
+    time (per frame, or per window centre), with the threshold and the calls marked on both, so a person
+    can check a count at a glance."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from scipy import signal
 
+    from components import audio
+
+    waveform = audio.load_audio(recording)
+    frequencies, frame_times, power = signal.spectrogram(waveform, fs=features.SAMPLE_RATE, nperseg=512,
+                                                         noverlap=256)
+    band = frequencies <= features.MEL_UPPER_HZ
     files.makedirs(os.path.join(output_dir, PLOTS_DIR))
-    figure, axis = plt.subplots(figsize=(12, 2.8))
-    axis.plot(times, scores, lw=1, label="score")
-    axis.axhline(config.threshold, color="gray", ls="--", lw=1, label=f"threshold {config.threshold:.2f}")
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(12, 5), sharex=True, height_ratios=[3, 2])
+    top.pcolormesh(frame_times, frequencies[band], 10 * np.log10(power[band] + 1e-12), shading="auto",
+                   cmap="magma", rasterized=True)
+    top.set(ylabel="Hz", title=f"{os.path.basename(recording)}: {len(detections)} calls")
+    bottom.plot(times, scores, lw=1, label="score")
+    bottom.axhline(config.threshold, color="gray", ls="--", lw=1, label=f"threshold {config.threshold:.2f}")
     for start, end, _ in detections:
-        axis.axvspan(start, end, color="tab:red", alpha=0.25)
-    axis.set(xlabel="time (s)", ylabel="call probability", ylim=(-0.02, 1.02),
-             title=f"{os.path.basename(recording)}: {len(detections)} calls")
-    axis.legend(loc="upper right", fontsize=8)
+        bottom.axvspan(start, end, color="tab:red", alpha=0.25)
+        top.axvspan(start, end, ymin=0.0, ymax=0.04, color="cyan")
+    bottom.set(xlabel="time (s)", ylabel="call probability", ylim=(-0.02, 1.02))
+    bottom.legend(loc="upper right", fontsize=8)
     figure.tight_layout()
     with files.open_file(os.path.join(output_dir, PLOTS_DIR, os.path.basename(recording) + ".png"), "wb") as f:
         figure.savefig(f, format="png", dpi=90)
