@@ -157,9 +157,10 @@ def fixed_length(
     return np.pad(clip, padding).astype(np.float32, copy=False)
 
 
-def load_clip(path: str, pad: str = features.DEFAULT_PAD) -> np.ndarray:
-    """A training clip: the first 3 s of a file at 16 kHz mono, zero-padded. float32[CLIP_SAMPLES]."""
-    return fixed_length(load_audio(path), features.CLIP_SAMPLES, pad)
+def load_clip(path: str, pad: str = features.DEFAULT_PAD, offset_seconds: float = 0.0) -> np.ndarray:
+    """A training clip: the first 3 s of a file (from `offset_seconds` on) at 16 kHz mono, zero-padded.
+    float32[CLIP_SAMPLES]."""
+    return fixed_length(load_audio(path)[int(round(offset_seconds * features.SAMPLE_RATE)):], features.CLIP_SAMPLES, pad)
 
 
 def _decode_failure(error: Exception) -> str:

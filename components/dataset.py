@@ -36,6 +36,7 @@ class LabelledClip:
     path: str
     label: int
     group: str
+    offset_seconds: float = 0.0  # where the clip starts in its file (reviewed snippets carry context)
 
 
 def group_of(filename: str) -> str:

@@ -23,6 +23,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from components import audio, dataset, files
+from components.reviewed import reviewed_clips
 from model import features
 
 FAILURES_TAG = "failures"
@@ -53,7 +54,7 @@ class DecodeClipFn(beam.DoFn):
         import tensorflow as tf  # heavy: imported on the worker, not at pipeline construction
 
         try:
-            waveform = audio.load_clip(clip.path, self._pad)
+            waveform = audio.load_clip(clip.path, self._pad, clip.offset_seconds)
         except audio.AudioLoadError as error:
             logging.warning("Skipping %s", error)
             self._failed.inc()
@@ -136,6 +137,7 @@ def run_ingestion(
     pad: str = features.DEFAULT_PAD,
     fold: Optional[Tuple[int, int]] = None,
     held_out_fold: Optional[int] = None,
+    reviewed: Optional[str] = None,
 ) -> Dict:
     """Ingests every labelled clip under `data_root` into `output_dir` and returns the summary.
 
@@ -151,6 +153,8 @@ def run_ingestion(
       fold: (k, n) for grouped k-fold cross-validation: eval is fold k of n (see dataset.split_of).
       held_out_fold: with `fold`, the groups of this fold are left out of both splits: a test set that
         nothing of the run (training, the Evaluator, calibration) has seen (bench/accuracy.py).
+      reviewed: a review's labels CSV (runners/review.py): its labelled snippets are added as clips,
+        grouped by recording (components/reviewed.py); the summary records the file and its hash.
 
     Returns:
       {'clips': {split: {label name: n}}, 'failures': n, 'files': n, 'wall_seconds': s, ...}.
@@ -160,9 +164,14 @@ def run_ingestion(
         if fold is None or not 0 <= held_out_fold < fold[1] or held_out_fold == fold[0]:
             raise ValueError(f"held_out_fold {held_out_fold} needs a k-fold split of which it is another fold")
         clips = [clip for clip in clips if dataset.fold_of(clip.group, fold[1]) != held_out_fold]
-    # Labels come from the folders, so the paths cover them.
+    review = None
+    if reviewed:
+        added, review = reviewed_clips(reviewed)
+        clips = clips + added
+    # Labels come from the folders, so the paths cover them; a review's labels, from its hash.
     fingerprint = files.fingerprint([clip.path for clip in clips],
-                                    f"{eval_percent}|{fold}|{held_out_fold}|{pad}|{_RECORD_VERSION}")
+                                    f"{eval_percent}|{fold}|{held_out_fold}|{pad}|{_RECORD_VERSION}|"
+                                    f"{review and review['sha256']}")
     previous = _previous_summary(output_dir)
     if previous and previous.get("fingerprint") == fingerprint:
         # Same files, same settings: keep the records, so the pipeline's cache stays valid too.
@@ -193,6 +202,7 @@ def run_ingestion(
         "fold": list(fold) if fold else None,
         "held_out_fold": held_out_fold,
         "pad": pad,
+        "reviewed": review,
         "wall_seconds": round(time.time() - started, 1),
         "fingerprint": fingerprint,
     }

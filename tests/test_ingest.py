@@ -163,3 +163,45 @@ def test_a_held_out_fold_is_in_neither_split(tiny_dataset, tmp_path):
     assert summary["held_out_fold"] == 2
     with pytest.raises(ValueError, match="held_out_fold"):
         ingest.run_ingestion(tiny_dataset, str(tmp_path / "again"), fold=(2, 3), held_out_fold=2)
+
+
+def test_reviewed_snippets_are_ingested_as_clips_grouped_by_recording(tiny_dataset, tmp_path):
+    import soundfile as sf
+
+    from components import review, reviewed
+    from tests import review_helpers
+
+    counts = review_helpers.make_counting_output(str(tmp_path / "site"))
+    review_dir = str(tmp_path / "review")
+    described = review_helpers.make_review(counts, review_dir)
+    items = described["items"]
+    labels = {item["id"]: review_helpers.truth_label(item) for item in items}
+    labels[items[0]["id"]] = "unsure"  # left out, as are empty labels
+    labels_csv = os.path.join(review_dir, review.REVIEW_CSV)
+    with open(labels_csv, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(review.REVIEW_COLUMNS)
+        writer.writerows([i["id"], i["recording"], i["start_s"], i["end_s"], i["score"], i["bin"], labels[i["id"]]]
+                         for i in items)
+
+    summary = ingest.run_ingestion(tiny_dataset, str(tmp_path / "out"), reviewed=labels_csv)
+
+    examples = [e for split in dataset.SPLITS for e in _read_examples(str(tmp_path / "out"), split)]
+    from_review = [e for e in examples if e[features.GROUP_KEY].decode().startswith(reviewed.GROUP_PREFIX)]
+    wanted = [i for i in items if labels[i["id"]] in reviewed.LABEL_OF]
+    assert len(from_review) == len(wanted) == len(items) - 1
+    assert sum(e[features.LABEL_KEY] for e in from_review) == sum(labels[i["id"]] == "call" for i in wanted) > 0
+    assert {e[features.GROUP_KEY].decode() for e in from_review} == {"review-site_a", "review-site_b"}
+    # One recording's snippets stay on one side.
+    for group in ("review-site_a", "review-site_b"):
+        sides = {split for split in dataset.SPLITS for e in _read_examples(str(tmp_path / "out"), split)
+                 if e[features.GROUP_KEY].decode() == group}
+        assert len(sides) == 1
+    # Each clip is the 3 s of its snippet centred on the item, not the snippet's leading context.
+    item = next(i for i in wanted if i["kind"] == "window")
+    snippet, _ = sf.read(os.path.join(review_dir, item["audio"]), dtype="float32")
+    offset = int(round((item["start_s"] + item["end_s"]) / 2 - 1.5 - item["snippet"][0]) * features.SAMPLE_RATE)
+    clip = next(e for e in from_review if e[features.SOURCE_KEY].decode() == os.path.basename(item["audio"]))
+    np.testing.assert_allclose(clip[features.AUDIO_KEY], snippet[offset : offset + features.CLIP_SAMPLES], atol=1e-4)
+    assert summary["reviewed"]["calls"] + summary["reviewed"]["not_calls"] == len(wanted)
+    assert summary["reviewed"]["left_out"] == 1 and summary["reviewed"]["sha256"]
