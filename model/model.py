@@ -15,6 +15,7 @@ is a tf_keras layer, cannot live in a Keras 3 model, and Keras 3 cannot save the
 TFMA and Beam load.
 """
 
+import logging
 import os
 
 import tensorflow as tf
@@ -26,6 +27,8 @@ from tfx_bsl.public import tfxio
 from model import augment, constants, features
 
 _AUDIO_XF = features.transformed_name(features.AUDIO_KEY)
+# Details a run shows only with --verbose (runners/quiet.py), such as the Keras model summary.
+_log = logging.getLogger(__name__)
 
 
 # --- Architectures ---------------------------------------------------------------------------------
@@ -266,7 +269,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     validation = _validation_data(evaluation, tf_transform_output, architecture)
 
     def fit(network: keras.Model, seed: int, log_dir: str, **fit_args) -> None:
-        network.summary(print_fn=lambda line: print(line, flush=True))
         network.fit(
             _training_data(train, tf_transform_output, architecture, seed),
             epochs=epochs,
@@ -279,6 +281,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     if architecture == constants.ARCHITECTURE_SEED:
         model = build_model(architecture, input_shape)
+        model.summary(print_fn=_log.info)
         # Its batches keep the split's 1:3 balance, as in the tutorial.
         fit(model, constants.SEED, "logs", class_weight={0: clips / (2.0 * (clips - calls)), 1: clips / (2.0 * calls)})
     else:
@@ -286,6 +289,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         for index, seed in enumerate(seeds):
             print(f"Member {index + 1} of {members} (seed {seed})", flush=True)
             networks.append(frame_network(input_shape, seed, name=f"member{index}_frame_logits"))
+            if index == 0:  # the members share one architecture: one summary is enough
+                networks[-1].summary(print_fn=_log.info)
             fit(networks[-1], seed, os.path.join("logs", f"member{index}"))
         model = ensemble(networks)
     model.save(

@@ -1,7 +1,7 @@
 """Counts Capuchinbird calls in every recording of a folder (recursive) or glob, with a pushed model.
 
     python runners/count_calls.py --model runs/local/serving_model --recordings DIR_OR_GLOB --output-dir OUT
-        [--threshold T | --calibrate] [--hop-seconds H] [--plots] [--window-by-window]
+        [--threshold T | --calibrate] [--hop-seconds H] [--plots] [--window-by-window] [--verbose]
         [Beam args, e.g. --runner DataflowRunner ...]
 
 Writes OUT/counts.csv (recording,capuchin_calls), detections.csv, selections.txt (Raven), failures.csv
@@ -16,7 +16,6 @@ what was chosen and why.
 
 import argparse
 import json
-import logging
 import os
 import sys
 
@@ -46,6 +45,7 @@ def run(argv=None) -> dict:
                              "(slower; how models exported before whole-recording scoring count)")
     parser.add_argument("--validate-only", action="store_true",
                         help="check the Beam options (Dataflow: offline, no submission) and stop")
+    quiet.add_verbose_flag(parser)
     args, beam_args = parser.parse_known_args(argv)
     beam_args = beam_options.with_setup_file(beam_args)
     if "--runner=DataflowRunner" in beam_args:
@@ -96,5 +96,5 @@ def summary_line(summary: dict, output_dir: str) -> str:
 
 
 if __name__ == "__main__":
-    quiet.setup_logging(logging.WARNING)
+    quiet.setup_logging()
     run()

@@ -9,7 +9,6 @@ flags writes them). --validate-only builds the pipeline and checks the Dataflow 
 """
 
 import argparse
-import logging
 import os
 import sys
 
@@ -33,6 +32,7 @@ def run(argv=None):
     parser.add_argument("--model-seeds", type=int, nargs="+", metavar="SEED", help=configs.MODEL_SEEDS_HELP)
     parser.add_argument("--max-workers", type=int, default=beam_options.DATAFLOW_MAX_WORKERS)
     parser.add_argument("--validate-only", action="store_true", help="check the options offline, run nothing")
+    quiet.add_verbose_flag(parser)
     args, extra_beam_args = parser.parse_known_args(argv)
     from tfx import v1 as tfx
 
@@ -73,5 +73,5 @@ def run(argv=None):
 
 
 if __name__ == "__main__":
-    quiet.setup_logging(logging.WARNING)
+    quiet.setup_logging()
     run()

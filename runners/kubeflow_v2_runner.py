@@ -11,7 +11,6 @@ console (see README: Running at scale).
 """
 
 import argparse
-import logging
 import os
 
 from runners import quiet  # noqa: F401  (must precede TensorFlow)
@@ -32,6 +31,7 @@ def run(argv=None) -> str:
     parser.add_argument("--model-seeds", type=int, nargs="+", metavar="SEED", help=configs.MODEL_SEEDS_HELP)
     parser.add_argument("--recall-floor", type=float, default=configs.RECALL_FLOOR)
     parser.add_argument("--precision-floor", type=float, default=configs.PRECISION_FLOOR)
+    quiet.add_verbose_flag(parser)
     args, beam_args = parser.parse_known_args(argv)
     from tfx import v1 as tfx
 
@@ -66,5 +66,5 @@ def run(argv=None) -> str:
 
 
 if __name__ == "__main__":
-    quiet.setup_logging(logging.WARNING)
+    quiet.setup_logging()
     run()

@@ -2,7 +2,7 @@
 DirectRunner, ML Metadata in SQLite).
 
     python runners/local_runner.py [--data-root DIR] [--output-dir OUT] [--epochs N] [--model default|seed]
-                                   [--recall-floor R] [--precision-floor P] [Beam args]
+                                   [--recall-floor R] [--precision-floor P] [--verbose] [Beam args]
 
 Without --data-root it first generates the synthetic default dataset into OUT/data (once). Beam args
 such as `--direct_running_mode=multi_processing --direct_num_workers=0` go to every Beam step.
@@ -20,7 +20,6 @@ counts.csv is.
 
 import argparse
 import json
-import logging
 import os
 
 from runners import quiet  # noqa: F401  (must precede TensorFlow)
@@ -60,6 +59,7 @@ def parse_args(argv=None):
                         help="step between the 3 s counting windows")
     parser.add_argument("--no-cache", action="store_true", help="re-run every component")
     parser.add_argument("--report-json", help="also write the run's report (metrics, blessing, paths) here")
+    quiet.add_verbose_flag(parser)
     return parser.parse_known_args(argv)
 
 
@@ -136,5 +136,5 @@ def run(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    quiet.setup_logging(logging.WARNING)
+    quiet.setup_logging()
     run()
