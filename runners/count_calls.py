@@ -48,7 +48,7 @@ def run(argv=None) -> dict:
     quiet.add_verbose_flag(parser)
     args, beam_args = parser.parse_known_args(argv)
     beam_args = beam_options.with_setup_file(beam_args)
-    if "--runner=DataflowRunner" in beam_args:
+    if beam_options.runs_on_dataflow(beam_args):
         errors = beam_options.validate_dataflow_args(beam_args)
         if errors:
             sys.exit("Dataflow options are not valid:\n  " + "\n  ".join(errors))
