@@ -23,6 +23,7 @@ from runners import quiet  # noqa: F401  (must precede TensorFlow)
 from components import calibration, counting, files, scoring
 from model import features
 from pipeline import beam_options
+from runners import pipeline_flags
 
 
 def run(argv=None) -> dict:
@@ -37,8 +38,7 @@ def run(argv=None) -> dict:
     choice.add_argument("--calibrate", action="store_true",
                         help="choose the operating point on these recordings first (for a site without call-free "
                              "background recordings)")
-    parser.add_argument("--hop-seconds", type=float, default=features.HOP_SECONDS,
-                        help=f"step between 3 s windows (default {features.HOP_SECONDS}; 3 = the tutorial's)")
+    pipeline_flags.add_hop_seconds_flag(parser)
     parser.add_argument("--plots", action="store_true", help="a PNG per recording: scores and calls over time")
     parser.add_argument("--window-by-window", action="store_true",
                         help="run the networks on every window, not once over each whole recording "
