@@ -7,14 +7,16 @@ from typing import Dict, List
 def candidate_overall(evaluation_uri: str, kind: str) -> Dict:
     """The new model's overall-slice 'slicing_metrics' or 'plots' from a TFMA evaluation artifact."""
     import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.writers import eval_config_writer
 
     # With a baseline TFMA names the new model 'candidate'; without one, the only model has no name.
-    for model_name in ("candidate", None):
-        result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
-        overall = [value for slice_key, value in getattr(result, kind) if slice_key == ()]
-        if overall:
-            return overall[0]
-    raise ValueError(f"no overall {kind} in the evaluation at {evaluation_uri}")
+    # Asking for a name the run lacks would log a warning, so the names are read first.
+    model_names = eval_config_writer.load_eval_run(evaluation_uri)[3]
+    result = tfma.load_eval_result(evaluation_uri, model_name="candidate" if "candidate" in model_names else None)
+    overall = [value for slice_key, value in getattr(result, kind) or [] if slice_key == ()]
+    if not overall:
+        raise ValueError(f"no overall {kind} in the evaluation at {evaluation_uri}")
+    return overall[0]
 
 
 def overall_metrics(evaluation_uri: str) -> Dict[str, float]:
