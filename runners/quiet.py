@@ -14,6 +14,8 @@ import os
 import sys
 import warnings
 
+from absl import logging as absl_logging
+
 VERBOSE_FLAG = "--verbose"
 VERBOSE = VERBOSE_FLAG in sys.argv[1:]
 
@@ -36,8 +38,9 @@ def setup_logging(verbose: bool = VERBOSE) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     # Our own progress lines (files done / total, rates) always show.
     logging.getLogger("capuchin").setLevel(logging.INFO)
-    # TFX logs through absl; TensorFlow's "Instructions for updating" notices are WARNINGs.
-    logging.getLogger("absl").setLevel(level)
+    # TFX logs through absl; TensorFlow's "Instructions for updating" notices are WARNINGs. The level is
+    # set as absl's verbosity, which TensorFlow restores after saving a model (the Transform graph).
+    absl_logging.set_verbosity(absl_logging.INFO if verbose else absl_logging.WARNING)
     logging.getLogger("tensorflow").setLevel(level if verbose else logging.ERROR)
 
 
@@ -62,13 +65,15 @@ def component_progress(verbose: bool = VERBOSE):
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("      %(asctime)s %(message)s", datefmt="%H:%M:%S"))
     handler.addFilter(_ProgressFilter())
-    saved = absl_logger.level, absl_logger.propagate
-    absl_logger.setLevel(logging.INFO)
+    saved = absl_logging.get_verbosity(), absl_logger.propagate
+    # As absl's verbosity, not the logger's level: TensorFlow puts the verbosity back after saving a
+    # model (Transform), which reset a level set on the logger alone and hid every later line.
+    absl_logging.set_verbosity(absl_logging.INFO)
     absl_logger.propagate = False
     absl_logger.addHandler(handler)
     try:
         yield
     finally:
         absl_logger.removeHandler(handler)
-        absl_logger.setLevel(saved[0])
+        absl_logging.set_verbosity(saved[0])
         absl_logger.propagate = saved[1]
