@@ -101,7 +101,7 @@ def train(args, seeds, fold: int):
     fold_dir = os.path.join(args.output_dir, "seeds-" + "-".join(map(str, seeds)), f"fold{fold}")
     if not (args.reuse_models and os.path.exists(os.path.join(fold_dir, "report.json"))):
         _, wall = run_local_pipeline(args.data_root, fold_dir, constants.ARCHITECTURE_DEFAULT,
-                                     ((fold + 1) % args.folds, args.folds), quiet=True, model_seeds=seeds,
+                                     ((fold + 1) % args.folds, args.folds), quiet=True, ensemble_seeds=seeds,
                                      held_out_fold=fold)
         with open(os.path.join(fold_dir, "wall.json"), "w") as f:
             json.dump({"wall": wall}, f)

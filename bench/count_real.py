@@ -1,7 +1,7 @@
 """Benchmark: counting on the real forest recordings: speed, memory and counts, side by side in one run.
 
     python bench/count_real.py --model runs/real/serving_model \
-        --seed-model runs/bench_kfold/seed/fold0/pipeline/Trainer/model/7/Format-Serving \
+        --tutorial-model runs/bench_kfold/tutorial/fold0/pipeline/Trainer/model/7/Format-Serving \
         [--recordings "../shared/capuchin/Forest Recordings"] [--methods ...]
 
 Each method runs in its own process (so peak memory is its own), over the same recordings:
@@ -12,7 +12,7 @@ Each method runs in its own process (so peak memory is its own), over the same r
   counting:hop3    the same with 3 s windows without overlap (--hop-seconds 3)
   counting:in_memory, counting:processes:N   other DirectRunner modes
   tutorial         the tutorial's method: tfio decode + tfio resample, 3 s non-overlapping windows,
-                   the `seed` model, threshold 0.99, consecutive positive windows = one call
+                   the `tutorial` architecture's model, threshold 0.99, consecutive positive windows = one call
 Prints a Markdown table (audio seconds / wall seconds, ratios, peak RSS) and the counts per recording
 beside counts read by eye off spectrograms and the reference models' consensus.
 """
@@ -124,7 +124,7 @@ def child(method: str, args: argparse.Namespace) -> None:
     if name == "decode-only":
         result = _decode_only(args.recordings, int(option or 1))
     elif name == "tutorial":
-        result = _tutorial(args.recordings, args.seed_model)
+        result = _tutorial(args.recordings, args.tutorial_model)
     else:
         extra = {"": [], "hop3": ["--hop-seconds", "3"], "windows": ["--window-by-window"],
                  "in_memory": ["--direct_running_mode=in_memory"]}.get(option)
@@ -140,7 +140,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recordings", default=REAL_FOREST)
     parser.add_argument("--model", required=True, help="pushed default model (or serving_model folder)")
-    parser.add_argument("--seed-model", help="the seed model, for the tutorial's method")
+    parser.add_argument("--tutorial-model", help="a model of the tutorial architecture, for the tutorial's method")
     parser.add_argument("--methods", nargs="+",
                         default=["decode-only", "decode-only:2", "counting", "counting:windows", "counting:hop3", "tutorial"])
     parser.add_argument("--child")
@@ -150,10 +150,10 @@ def main():
         return
     results = {}
     for method in args.methods:
-        if method == "tutorial" and not args.seed_model:
+        if method == "tutorial" and not args.tutorial_model:
             continue
         command = [sys.executable, os.path.abspath(__file__), "--child", method, "--recordings", args.recordings,
-                   "--model", args.model] + (["--seed-model", args.seed_model] if args.seed_model else [])
+                   "--model", args.model] + (["--tutorial-model", args.tutorial_model] if args.tutorial_model else [])
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         results[method] = json.loads(output.strip().splitlines()[-1])
     floor = results["decode-only"]

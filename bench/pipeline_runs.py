@@ -8,18 +8,16 @@ import sys
 import time
 from typing import Optional, Sequence, Tuple
 
-from model import constants
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 REAL_DATA_ROOT = os.path.join(HERE, "..", "..", "shared", "capuchin")
-EPOCHS = constants.EPOCHS
 
 
 def run_local_pipeline(
     data_root: str, output_dir: str, architecture: str, fold: Optional[Tuple[int, int]] = None, quiet: bool = False,
-    model_seeds: Optional[Sequence[int]] = None, held_out_fold: Optional[int] = None,
+    ensemble_seeds: Optional[Sequence[int]] = None, held_out_fold: Optional[int] = None,
 ) -> Tuple[dict, float]:
-    """Ingestion + the whole pipeline in a fresh `output_dir`, training only (no counting).
+    """Ingestion + the whole pipeline in a fresh `output_dir`, training only (no counting), with the
+    architecture's default epochs.
 
     Returns the run's report (metrics, blessing, threshold, ingestion summary) and its wall seconds.
     """
@@ -27,12 +25,12 @@ def run_local_pipeline(
     report_path = os.path.join(output_dir, "report.json")
     command = [
         sys.executable, os.path.join(HERE, "..", "runners", "local_runner.py"), "--data-root", data_root,
-        "--output-dir", output_dir, "--model", architecture, "--epochs", str(EPOCHS[architecture]),
+        "--output-dir", output_dir, "--architecture", architecture,
         "--report-json", report_path, "--recordings", "",  # training only: counting
         "--backgrounds", "",  # and calibration are benchmarked apart
     ] + (["--fold", str(fold[0]), str(fold[1])] if fold else []) + (
         ["--held-out-fold", str(held_out_fold)] if held_out_fold is not None else []) + (
-        ["--model-seeds", *map(str, model_seeds)] if model_seeds else [])
+        ["--ensemble-seeds", *map(str, ensemble_seeds)] if ensemble_seeds else [])
     started = time.time()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL if quiet else None)
     wall = time.time() - started

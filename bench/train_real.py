@@ -12,26 +12,26 @@ import os
 import platform
 
 from model import constants
-from pipeline_runs import EPOCHS, REAL_DATA_ROOT, f1, run_local_pipeline
+from pipeline_runs import REAL_DATA_ROOT, f1, run_local_pipeline
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--data-root", default=REAL_DATA_ROOT)
     parser.add_argument("--output-dir", default=os.path.join("runs", "bench_train"))
-    parser.add_argument("--models", nargs="+", default=list(constants.ARCHITECTURES))
+    parser.add_argument("--architectures", nargs="+", default=list(constants.ARCHITECTURES))
     args = parser.parse_args()
     rows = []
-    for architecture in args.models:
+    for architecture in args.architectures:
         report, wall = run_local_pipeline(args.data_root, os.path.join(args.output_dir, architecture), architecture)
         m = report["metrics"]
         rows.append(
-            f"| {architecture} | {EPOCHS[architecture]} | {m['example_count']:.0f} | {m['recall']:.3f} | "
+            f"| {architecture} | {constants.EPOCHS[architecture]} | {m['example_count']:.0f} | {m['recall']:.3f} | "
             f"{m['precision']:.3f} | {f1(m['precision'], m['recall']):.3f} | {m['average_precision']:.3f} | "
             f"{report['threshold']:.3f} | {'yes' if report['blessed'] else 'no'} | {wall:.0f} |"
         )
     print(f"\nMachine: {platform.machine()}, {os.cpu_count()} cores. Data: {os.path.abspath(args.data_root)}\n")
-    print("| model | epochs | eval clips | recall | precision | F1 | average precision | F1-best threshold | blessed | wall s |")
+    print("| architecture | epochs | eval clips | recall | precision | F1 | average precision | F1-best threshold | blessed | wall s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     print("\n".join(rows))
 

@@ -18,10 +18,10 @@ THRESHOLD_FILE = os.path.join("assets.extra", "threshold.json")
 
 
 def pushed_destination(pushed_model) -> Optional[str]:
-    """Where the Pusher copied the model (a PushedModel artifact), or None when it pushed nothing."""
-    if pushed_model.get_int_custom_property("pushed") != 1:
-        return None
-    return pushed_model.get_string_custom_property("pushed_destination")
+    """Where the Pusher copied the model, or None when it pushed nothing. `pushed_model`: a PushedModel
+    artifact, or its properties as a dict (as pipeline/metadata.py reads them from ML Metadata)."""
+    get = pushed_model.get if isinstance(pushed_model, dict) else pushed_model.get_custom_property
+    return get("pushed_destination") if get("pushed") == 1 else None
 
 
 def resolve_model_dir(path: str) -> str:

@@ -14,13 +14,12 @@ from typing import Dict, List
 from tfx import v1 as tfx
 from tfx.types import artifact
 
-from components.scoring import pushed_destination
+from components import tfma_results
+from components.scoring import THRESHOLD_FILE, pushed_destination
 from model import features
 
 THRESHOLD_JSON = "threshold.json"
 PR_CURVE_PNG = "pr_curve.png"
-# Where a pushed model carries its threshold (TF Serving's folder for extra files).
-PUSHED_THRESHOLD = os.path.join("assets.extra", THRESHOLD_JSON)
 
 
 class CallThreshold(artifact.Artifact):
@@ -29,25 +28,11 @@ class CallThreshold(artifact.Artifact):
     TYPE_NAME = "capuchin.CallThreshold"  # <namespace>.<Name>: the form KFP v2 accepts for custom types
 
 
-def candidate_overall(evaluation_uri: str, kind: str) -> Dict:
-    """The new model's overall-slice 'slicing_metrics' or 'plots' from a TFMA evaluation artifact."""
-    import tensorflow_model_analysis as tfma
-
-    # With a baseline TFMA names the new model 'candidate'; without one, the only model has no name.
-    for model_name in ("candidate", None):
-        result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
-        overall = [value for slice_key, value in getattr(result, kind) if slice_key == ()]
-        if overall:
-            return overall[0]
-    raise ValueError(f"no overall {kind} in the evaluation at {evaluation_uri}")
-
-
 def pr_points(evaluation_uri: str) -> List[Dict[str, float]]:
     """[{threshold, precision, recall, f1, errors}] for the candidate model on the overall slice, by
     threshold; errors = false positives + false negatives (clips)."""
-    matrices = _find_key(candidate_overall(evaluation_uri, "plots"), "confusionMatrixAtThresholds")["matrices"]
     points = []
-    for matrix in matrices:
+    for matrix in tfma_results.confusion_matrices(evaluation_uri):
         threshold = matrix.get("threshold", 0.0)
         if not 0.0 <= threshold <= 1.0:  # TFMA adds sentinels just outside [0, 1]
             continue
@@ -89,17 +74,6 @@ def write_pr_curve(points: List[Dict[str, float]], chosen: Dict[str, float], pat
     plt.close(figure)
 
 
-def _find_key(tree, key):
-    if isinstance(tree, dict):
-        if key in tree:
-            return tree[key]
-        for value in tree.values():
-            found = _find_key(value, key)
-            if found is not None:
-                return found
-    return None
-
-
 @tfx.dsl.components.component
 def ThresholdSelector(
     evaluation: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
@@ -120,6 +94,6 @@ def ThresholdSelector(
         threshold.set_float_custom_property(name, float(chosen[name]))
     destination = pushed_destination(pushed_model)
     if destination is not None:
-        tf.io.gfile.makedirs(os.path.join(destination, "assets.extra"))
-        with tf.io.gfile.GFile(os.path.join(destination, PUSHED_THRESHOLD), "w") as f:
+        tf.io.gfile.makedirs(os.path.dirname(os.path.join(destination, THRESHOLD_FILE)))
+        with tf.io.gfile.GFile(os.path.join(destination, THRESHOLD_FILE), "w") as f:
             f.write(payload)

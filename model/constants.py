@@ -3,12 +3,12 @@
 from model import features
 
 # Architectures: the tutorial's network exactly, and the default, which scores every 40 ms of a window.
-ARCHITECTURE_SEED = "seed"
+ARCHITECTURE_TUTORIAL = "tutorial"
 ARCHITECTURE_DEFAULT = "default"
-ARCHITECTURES = (ARCHITECTURE_DEFAULT, ARCHITECTURE_SEED)
+ARCHITECTURES = (ARCHITECTURE_DEFAULT, ARCHITECTURE_TUTORIAL)
 # Each architecture reads the spectrogram it was designed for.
 SPECTROGRAM_OF = {
-    ARCHITECTURE_SEED: features.SPECTROGRAM_STFT,
+    ARCHITECTURE_TUTORIAL: features.SPECTROGRAM_STFT,
     ARCHITECTURE_DEFAULT: features.SPECTROGRAM_LOGMEL,
 }
 
@@ -18,14 +18,14 @@ LEARNING_RATE = 1e-3  # Adam's default, as in the tutorial
 # (the real clips' training split holds about 32 batches' worth): 20 x 32 x 16 windows.
 DEFAULT_EPOCHS = 20
 STEPS_PER_EPOCH = 32
-# The seed model passes over the clips as they are, for the tutorial's 4 epochs.
-SEED_EPOCHS = 4
-EPOCHS = {ARCHITECTURE_DEFAULT: DEFAULT_EPOCHS, ARCHITECTURE_SEED: SEED_EPOCHS}
+# The tutorial model passes over the clips as they are, for the tutorial's 4 epochs.
+TUTORIAL_EPOCHS = 4
+EPOCHS = {ARCHITECTURE_DEFAULT: DEFAULT_EPOCHS, ARCHITECTURE_TUTORIAL: TUTORIAL_EPOCHS}
 SEED = 42  # weights, shuffling, dropout and augmentation: same data, same model
 # The default model is an ensemble: one member per seed, trained one after the other (weights, dropout
 # and batches from its seed), their frame probabilities averaged; each member costs a full training and
 # scoring pass. Three count steadier than one and as well as six (BENCHMARKS.md, "Tried and not kept").
-MODEL_SEEDS = (SEED, 7, 1234)
+ENSEMBLE_SEEDS = (SEED, 7, 1234)
 
 # --- Augmentation (model/augment.py); alternatives: BENCHMARKS.md, "Tried and not kept" ----------
 # Half of each batch are calls, half are not, whatever the split's balance.

@@ -5,8 +5,9 @@ Two architectures (model/constants.py):
 - 'default' scores every 40 ms of a 3 s window (a model frame). It is trained on calls planted into
   busy backgrounds (model/augment.py), with a loss that asks for a high score somewhere inside the
   planted call and a low one everywhere clear of it; the window's score is its best frame's. The
-  exported model averages the frame probabilities of one such network per seed (constants.MODEL_SEEDS).
-- 'seed' is the tutorial's network on its |STFT|, trained the tutorial's way: one score per clip,
+  exported model averages the frame probabilities of one such network per ensemble seed
+  (constants.ENSEMBLE_SEEDS).
+- 'tutorial' is the tutorial's network on its |STFT|, trained the tutorial's way: one score per clip,
   no augmentation.
 
 The Trainer reads raw examples and applies the Transform graph itself, because augmentation works on
@@ -15,6 +16,7 @@ is a tf_keras layer, cannot live in a Keras 3 model, and Keras 3 cannot save the
 TFMA and Beam load.
 """
 
+import logging
 import os
 
 import tensorflow as tf
@@ -26,12 +28,14 @@ from tfx_bsl.public import tfxio
 from model import augment, constants, features
 
 _AUDIO_XF = features.transformed_name(features.AUDIO_KEY)
+# Details a run shows only with --verbose (runners/quiet.py), such as the Keras model summary.
+_log = logging.getLogger(__name__)
 
 
 # --- Architectures ---------------------------------------------------------------------------------
 
 
-def _build_seed_model(input_shape) -> keras.Model:
+def _build_tutorial_model(input_shape) -> keras.Model:
     """The tutorial's network: two 3x3 convolutions straight into a sigmoid (~6M weights)."""
     inputs = keras.Input(shape=input_shape, name=_AUDIO_XF)  # [1491, 257]
     x = keras.layers.Reshape((*input_shape, 1))(inputs)  # [1491, 257, 1]
@@ -39,7 +43,7 @@ def _build_seed_model(input_shape) -> keras.Model:
     x = keras.layers.Conv2D(16, (3, 3), activation="relu")(x)  # [1487, 253, 16]
     x = keras.layers.Flatten()(x)  # [6,019,376]
     outputs = keras.layers.Dense(1, activation="sigmoid")(x)
-    return keras.Model(inputs, outputs, name="seed")
+    return keras.Model(inputs, outputs, name="tutorial")
 
 
 def _conv_block(x, filters: int, pool, name: str):
@@ -118,8 +122,8 @@ def region_loss(targets: tf.Tensor, frame_logits: tf.Tensor) -> tf.Tensor:
 def build_model(architecture: str, input_shape) -> keras.Model:
     """The model to export (window → probability), untrained; 'default' with one member."""
     input_shape = tuple(input_shape)
-    if architecture == constants.ARCHITECTURE_SEED:
-        model = _build_seed_model(input_shape)
+    if architecture == constants.ARCHITECTURE_TUTORIAL:
+        model = _build_tutorial_model(input_shape)
         model.compile(
             optimizer=keras.optimizers.Adam(constants.LEARNING_RATE),
             loss=keras.losses.BinaryCrossentropy(),
@@ -155,7 +159,7 @@ def _spectrograms(tf_transform_output):
 
 def _training_data(examples, tf_transform_output, architecture: str, seed: int = constants.SEED) -> tf.data.Dataset:
     spectrograms = _spectrograms(tf_transform_output)
-    if architecture == constants.ARCHITECTURE_SEED:  # the tutorial: clips as they are, one label each
+    if architecture == constants.ARCHITECTURE_TUTORIAL:  # the tutorial: clips as they are, one label each
         return (examples.cache().shuffle(1024, seed=seed).repeat().batch(constants.BATCH_SIZE)
                 .map(lambda e: (spectrograms(e[features.AUDIO_KEY]), tf.reshape(e[features.LABEL_KEY], [-1, 1]))))
     return augment.training_examples(examples, constants.BATCH_SIZE, seed).map(
@@ -164,7 +168,7 @@ def _training_data(examples, tf_transform_output, architecture: str, seed: int =
 
 def _validation_data(examples, tf_transform_output, architecture: str) -> tf.data.Dataset:
     spectrograms = _spectrograms(tf_transform_output)
-    if architecture == constants.ARCHITECTURE_SEED:
+    if architecture == constants.ARCHITECTURE_TUTORIAL:
         labelled = examples.map(lambda e: (e[features.AUDIO_KEY], tf.reshape(e[features.LABEL_KEY], [1])))
     else:
         labelled = examples.map(lambda e: (e[features.AUDIO_KEY], tf.cond(
@@ -186,7 +190,7 @@ def _count(examples: tf.data.Dataset):
 
 def _serving_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutput) -> dict:
     """tf.Example → probability (for the Evaluator); raw waveforms → probability (scoring clips);
-    raw waveforms → one probability per model frame (counting; the 'seed' model has one frame).
+    raw waveforms → one probability per model frame (counting; the 'tutorial' model has one frame).
 
     All run the Transform graph first, so callers never compute spectrograms themselves.
     """
@@ -243,13 +247,14 @@ def _serving_signatures(model: keras.Model, tf_transform_output: tft.TFTransform
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer callback: trains, logs to TensorBoard in the Trainer's output, exports the model.
 
-    custom_config: {'architecture': 'default' | 'seed', 'epochs': int, 'seeds': [int, ...]}. The
-    default model trains one member per seed, one after the other, and exports one model averaging them.
+    custom_config: {'architecture': 'default' | 'tutorial', 'epochs': int, 'ensemble_seeds': [int, ...]},
+    already resolved by the runner (runners/pipeline_flags.py). The default model trains one member per
+    seed, one after the other, and exports one model averaging them; the tutorial model is one network.
     """
-    config = fn_args.custom_config or {}
-    architecture = config.get("architecture", constants.ARCHITECTURE_DEFAULT)
-    epochs = int(config.get("epochs") or constants.EPOCHS[architecture])
-    seeds = [int(s) for s in config.get("seeds") or constants.MODEL_SEEDS]
+    config = fn_args.custom_config
+    architecture = config["architecture"]
+    epochs = int(config["epochs"])
+    seeds = [int(s) for s in config["ensemble_seeds"]]
     keras.utils.set_random_seed(constants.SEED)
 
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -257,16 +262,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     evaluation = _raw_examples(fn_args.eval_files, fn_args.data_accessor, tf_transform_output)
     clips, calls = _count(train)
     # The tutorial's epochs pass over the clips once; the default model's batches are made afresh.
-    steps = max(1, clips // constants.BATCH_SIZE) if architecture == constants.ARCHITECTURE_SEED \
+    steps = max(1, clips // constants.BATCH_SIZE) if architecture == constants.ARCHITECTURE_TUTORIAL \
         else constants.STEPS_PER_EPOCH
-    members = len(seeds) if architecture == constants.ARCHITECTURE_DEFAULT else 1
-    print(f"Training on {clips} clips ({calls} calls): {members} x {epochs} epochs of {steps} batches of "
+    print(f"Training on {clips} clips ({calls} calls): {len(seeds)} x {epochs} epochs of {steps} batches of "
           f"{constants.BATCH_SIZE}", flush=True)
     input_shape = tf_transform_output.transformed_feature_spec()[_AUDIO_XF].shape  # [frames, bins]
     validation = _validation_data(evaluation, tf_transform_output, architecture)
 
     def fit(network: keras.Model, seed: int, log_dir: str, **fit_args) -> None:
-        network.summary(print_fn=lambda line: print(line, flush=True))
         network.fit(
             _training_data(train, tf_transform_output, architecture, seed),
             epochs=epochs,
@@ -277,15 +280,18 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             **fit_args,
         )
 
-    if architecture == constants.ARCHITECTURE_SEED:
+    if architecture == constants.ARCHITECTURE_TUTORIAL:
         model = build_model(architecture, input_shape)
+        model.summary(print_fn=_log.info)
         # Its batches keep the split's 1:3 balance, as in the tutorial.
-        fit(model, constants.SEED, "logs", class_weight={0: clips / (2.0 * (clips - calls)), 1: clips / (2.0 * calls)})
+        fit(model, seeds[0], "logs", class_weight={0: clips / (2.0 * (clips - calls)), 1: clips / (2.0 * calls)})
     else:
         networks = []
         for index, seed in enumerate(seeds):
-            print(f"Member {index + 1} of {members} (seed {seed})", flush=True)
+            print(f"Member {index + 1} of {len(seeds)} (seed {seed})", flush=True)
             networks.append(frame_network(input_shape, seed, name=f"member{index}_frame_logits"))
+            if index == 0:  # the members share one architecture: one summary is enough
+                networks[-1].summary(print_fn=_log.info)
             fit(networks[-1], seed, os.path.join("logs", f"member{index}"))
         model = ensemble(networks)
     model.save(

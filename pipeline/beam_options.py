@@ -27,10 +27,15 @@ def dataflow_beam_args(project: str, region: str, temp_location: str, max_worker
     ]
 
 
+def runs_on_dataflow(beam_args: List[str]) -> bool:
+    """Whether the Beam args send the job to Dataflow (--runner=DataflowRunner, --runner DataflowRunner, ...)."""
+    runner = PipelineOptions(beam_args).view_as(StandardOptions).runner or ""
+    return runner.lower() in ("dataflow", "dataflowrunner")
+
+
 def with_setup_file(beam_args: List[str]) -> List[str]:
     """Adds --setup_file for Dataflow jobs that lack it: without it workers cannot import our packages."""
-    options = PipelineOptions(beam_args)
-    if options.view_as(StandardOptions).runner == "DataflowRunner" and not options.view_as(SetupOptions).setup_file:
+    if runs_on_dataflow(beam_args) and not PipelineOptions(beam_args).view_as(SetupOptions).setup_file:
         return [*beam_args, f"--setup_file={SETUP_FILE}"]
     return list(beam_args)
 

@@ -9,11 +9,8 @@ PIPELINE_NAME = "capuchin"
 PREPROCESSING_FN = "model.preprocessing.preprocessing_fn"
 RUN_FN = "model.model.run_fn"
 
+# The architecture the runners train unless told otherwise (--architecture).
 ARCHITECTURE = constants.ARCHITECTURE_DEFAULT
-EPOCHS_HELP = (f"training epochs (default {constants.EPOCHS[constants.ARCHITECTURE_DEFAULT]} for 'default', "
-               f"{constants.EPOCHS[constants.ARCHITECTURE_SEED]} for 'seed')")
-MODEL_SEEDS_HELP = ("'default' model only: one network per seed, trained one after the other and averaged "
-                    f"(an ensemble); default {' '.join(map(str, constants.MODEL_SEEDS))}")
 
 # Evaluator gates (at the Keras default threshold 0.5, on the eval groups). A model is blessed only
 # when both floors hold and neither metric fell by more than MAX_REGRESSION against the last

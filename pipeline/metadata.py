@@ -11,6 +11,8 @@ from typing import Dict, List, Optional
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components import scoring, tfma_results
+
 METADATA_SQLITE = "metadata.sqlite"
 _RUN_CONTEXT = "pipeline_run"
 _NODE_CONTEXT = "node"
@@ -109,8 +111,8 @@ def _outcome(components: List[Dict]) -> Dict:
     return {
         "model_uri": model and model["uri"],
         "blessed": bool(blessing and blessing["properties"].get("blessed") == 1),
-        "metrics": eval_metrics(evaluation["uri"]) if evaluation else {},
-        "pushed_to": pushed["properties"].get("pushed_destination") if pushed and pushed["properties"].get("pushed") == 1 else None,
+        "metrics": tfma_results.overall_metrics(evaluation["uri"]) if evaluation else {},
+        "pushed_to": pushed and scoring.pushed_destination(pushed["properties"]),
         "threshold": threshold and threshold["properties"].get("threshold"),
         "threshold_uri": threshold and threshold["uri"],
         "calibration_uri": calibration and calibration["uri"],
@@ -118,18 +120,6 @@ def _outcome(components: List[Dict]) -> Dict:
         "counts_uri": counts["uri"] if counts and counts["properties"].get("counted") == 1 else None,
         "counts": counts and counts["properties"],
     }
-
-
-def eval_metrics(evaluation_uri: str) -> Dict[str, float]:
-    """The candidate model's overall metrics from a TFMA evaluation artifact ({} if it has none)."""
-    from components.threshold import candidate_overall
-
-    try:
-        values = candidate_overall(evaluation_uri, "slicing_metrics")[""][""]
-    except ValueError:
-        return {}
-    # Undefined metrics (precision with no positive predictions) come back as the string "NaN".
-    return {name: float(value["doubleValue"]) for name, value in values.items() if "doubleValue" in value}
 
 
 def list_runs(store: metadata_store.MetadataStore) -> List[metadata_store_pb2.Context]:

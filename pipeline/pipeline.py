@@ -65,18 +65,18 @@ def create_pipeline(
     run_fn: str,
     serving_model_dir: str,
     architecture: str,
-    epochs: Optional[int],
+    epochs: int,
+    ensemble_seeds: Sequence[int],
     recall_floor: float,
     precision_floor: float,
     max_regression: float,
     pr_curve_thresholds: int,
+    hop_seconds: float,
     recordings: Optional[str] = None,
     backgrounds: Optional[str] = None,
-    hop_seconds: float = features.HOP_SECONDS,
     metadata_connection_config=None,
     beam_pipeline_args: Optional[List[str]] = None,
     enable_cache: bool = True,
-    model_seeds: Optional[Sequence[int]] = None,
 ) -> tfx.dsl.Pipeline:
     """Wires the training pipeline.
 
@@ -87,19 +87,22 @@ def create_pipeline(
       preprocessing_fn: dotted name of the Transform callback.
       run_fn: dotted name of the Trainer callback.
       serving_model_dir: the Pusher's destination (one timestamped folder per pushed model).
-      architecture: 'default' or 'seed' (model/constants.py); picks the spectrogram too.
-      epochs: training epochs; None: the architecture's default (model/constants.py EPOCHS).
+      architecture: 'default' or 'tutorial' (model/constants.py); picks the spectrogram too.
+      epochs: training epochs.
+      ensemble_seeds: one network per seed, averaged ('default'); the tutorial network's one seed.
       recall_floor, precision_floor: the Evaluator blesses only above both.
       max_regression: how far recall or precision may fall against the last blessed model.
       pr_curve_thresholds: points of the eval PR curve.
+      hop_seconds: step between the counting windows.
       recordings: a folder or glob of recordings to count with the pushed model; None: no counting.
       backgrounds: a folder or glob of call-free recordings of the site, on which the counting operating
         point is calibrated; None: the threshold chosen on eval clips is the operating point.
-      hop_seconds: step between the counting windows.
       metadata_connection_config: ML Metadata connection (SQLite locally); None lets the runner choose.
       beam_pipeline_args: Beam options for the Beam-based components.
       enable_cache: reuse earlier outputs of components whose inputs did not change.
-      model_seeds: the default model's members, one per seed; None: model/constants.py MODEL_SEEDS.
+
+    The runners build these arguments from their shared flags (runners/pipeline_flags.py), where the
+    defaults of epochs and ensemble seeds are worked out.
     """
     # Reads the ingestion's TFRecords; the train/eval split was made by source group at ingestion.
     example_gen = tfx.components.ImportExampleGen(
@@ -136,8 +139,7 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(),  # no step count: run_fn sets its own steps per epoch
         eval_args=tfx.proto.EvalArgs(),
-        custom_config={"architecture": architecture, "epochs": epochs or constants.EPOCHS[architecture],
-                       "seeds": list(model_seeds or constants.MODEL_SEEDS)},
+        custom_config={"architecture": architecture, "epochs": epochs, "ensemble_seeds": list(ensemble_seeds)},
     )
     # The last blessed model, the baseline the new one must not be worse than.
     model_resolver = tfx.dsl.Resolver(

@@ -1,7 +1,7 @@
 """Counts Capuchinbird calls in every recording of a folder (recursive) or glob, with a pushed model.
 
     python runners/count_calls.py --model runs/local/serving_model --recordings DIR_OR_GLOB --output-dir OUT
-        [--threshold T | --calibrate] [--hop-seconds H] [--plots] [--window-by-window]
+        [--threshold T | --calibrate] [--hop-seconds H] [--plots] [--window-by-window] [--verbose]
         [Beam args, e.g. --runner DataflowRunner ...]
 
 Writes OUT/counts.csv (recording,capuchin_calls,calls_per_hour), detections.csv, selections.txt (Raven), failures.csv
@@ -16,7 +16,6 @@ what was chosen and why.
 
 import argparse
 import json
-import logging
 import os
 import sys
 
@@ -24,6 +23,7 @@ from runners import quiet  # noqa: F401  (must precede TensorFlow)
 from components import calibration, counting, files, scoring
 from model import features
 from pipeline import beam_options
+from runners import pipeline_flags
 
 
 def run(argv=None) -> dict:
@@ -38,17 +38,17 @@ def run(argv=None) -> dict:
     choice.add_argument("--calibrate", action="store_true",
                         help="choose the operating point on these recordings first (for a site without call-free "
                              "background recordings)")
-    parser.add_argument("--hop-seconds", type=float, default=features.HOP_SECONDS,
-                        help=f"step between 3 s windows (default {features.HOP_SECONDS}; 3 = the tutorial's)")
+    pipeline_flags.add_hop_seconds_flag(parser)
     parser.add_argument("--plots", action="store_true", help="a PNG per recording: scores and calls over time")
     parser.add_argument("--window-by-window", action="store_true",
                         help="run the networks on every window, not once over each whole recording "
                              "(slower; how models exported before whole-recording scoring count)")
     parser.add_argument("--validate-only", action="store_true",
                         help="check the Beam options (Dataflow: offline, no submission) and stop")
+    quiet.add_verbose_flag(parser)
     args, beam_args = parser.parse_known_args(argv)
     beam_args = beam_options.with_setup_file(beam_args)
-    if "--runner=DataflowRunner" in beam_args:
+    if beam_options.runs_on_dataflow(beam_args):
         errors = beam_options.validate_dataflow_args(beam_args)
         if errors:
             sys.exit("Dataflow options are not valid:\n  " + "\n  ".join(errors))
@@ -96,5 +96,5 @@ def summary_line(summary: dict, output_dir: str) -> str:
 
 
 if __name__ == "__main__":
-    quiet.setup_logging(logging.WARNING)
+    quiet.setup_logging()
     run()

@@ -5,17 +5,17 @@ listing) on Google Cloud Dataflow; TFX orchestrates from this machine, ML Metada
         --ingested-dir gs://BUCKET/capuchin/ingested [--recordings gs://BUCKET/recordings] [--backgrounds gs://BUCKET/backgrounds] [--validate-only]
 
 The ingestion TFRecords must already be in --ingested-dir (runners/ingest_clips.py with the same Dataflow
-flags writes them). --validate-only builds the pipeline and checks the Dataflow options offline.
+flags writes them). --validate-only builds the pipeline and checks the Dataflow options offline. The
+training, gate and counting flags are the local runner's (runners/pipeline_flags.py).
 """
 
 import argparse
-import logging
 import os
 import sys
 
 from runners import quiet  # noqa: F401  (must precede TensorFlow)
-from model import constants, features
-from pipeline import beam_options, configs
+from pipeline import beam_options
+from runners import pipeline_flags
 
 
 def run(argv=None):
@@ -24,15 +24,12 @@ def run(argv=None):
     parser.add_argument("--region", required=True)
     parser.add_argument("--gcs-root", required=True, help="gs:// folder: pipeline artifacts, temp files, models")
     parser.add_argument("--ingested-dir", required=True, help="the ingestion's output (train/, eval/ TFRecords)")
-    parser.add_argument("--recordings", help="recordings to count after a push")
-    parser.add_argument("--backgrounds", help="call-free site recordings to calibrate the counting operating point on")
     parser.add_argument("--metadata-path", default=os.path.join("runs", "dataflow", "metadata.sqlite"),
                         help="local SQLite ML Metadata")
-    parser.add_argument("--model", choices=constants.ARCHITECTURES, default=configs.ARCHITECTURE)
-    parser.add_argument("--epochs", type=int, help=configs.EPOCHS_HELP)
-    parser.add_argument("--model-seeds", type=int, nargs="+", metavar="SEED", help=configs.MODEL_SEEDS_HELP)
     parser.add_argument("--max-workers", type=int, default=beam_options.DATAFLOW_MAX_WORKERS)
     parser.add_argument("--validate-only", action="store_true", help="check the options offline, run nothing")
+    pipeline_flags.add_pipeline_flags(parser)
+    quiet.add_verbose_flag(parser)
     args, extra_beam_args = parser.parse_known_args(argv)
     from tfx import v1 as tfx
 
@@ -44,24 +41,12 @@ def run(argv=None):
     if errors:
         sys.exit("Dataflow options are not valid:\n  " + "\n  ".join(errors))
     training = pipeline.create_pipeline(
-        pipeline_name=configs.PIPELINE_NAME,
         pipeline_root=f"{args.gcs_root}/pipeline",
         ingested_dir=args.ingested_dir,
-        preprocessing_fn=configs.PREPROCESSING_FN,
-        run_fn=configs.RUN_FN,
         serving_model_dir=f"{args.gcs_root}/serving_model",
-        architecture=args.model,
-        epochs=args.epochs,
-        model_seeds=args.model_seeds,
-        recall_floor=configs.RECALL_FLOOR,
-        precision_floor=configs.PRECISION_FLOOR,
-        max_regression=configs.MAX_REGRESSION,
-        pr_curve_thresholds=configs.PR_CURVE_THRESHOLDS,
-        recordings=args.recordings,
-        backgrounds=args.backgrounds,
-        hop_seconds=features.HOP_SECONDS,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(args.metadata_path),
         beam_pipeline_args=beam_args,
+        **pipeline_flags.pipeline_settings(args),
     )
     if args.validate_only:
         print(f"Valid: {len(training.components)} components; Beam args: {' '.join(beam_args)}")
@@ -73,5 +58,5 @@ def run(argv=None):
 
 
 if __name__ == "__main__":
-    quiet.setup_logging(logging.WARNING)
+    quiet.setup_logging()
     run()

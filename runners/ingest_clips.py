@@ -5,7 +5,6 @@
 """
 
 import argparse
-import logging
 
 from runners import quiet  # noqa: F401  (must precede TensorFlow)
 from components import dataset, ingest
@@ -21,6 +20,7 @@ def run(argv=None) -> dict:
                         help="share of source groups (not clips) held out for eval")
     parser.add_argument("--pad", choices=[features.PAD_FRONT, features.PAD_BACK], default=features.DEFAULT_PAD,
                         help="where clips shorter than 3 s get their zeros")
+    quiet.add_verbose_flag(parser)
     args, beam_args = parser.parse_known_args(argv)
     beam_args = beam_options.with_setup_file(beam_args)
     summary = ingest.run_ingestion(args.data_root, args.output_dir, beam_args, args.eval_percent, args.pad)
@@ -29,5 +29,5 @@ def run(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    quiet.setup_logging(logging.WARNING)
+    quiet.setup_logging()
     run()

@@ -15,6 +15,7 @@ def run(argv=None) -> list:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default=os.path.join("runs", "local"), help="the local runner's output dir")
     parser.add_argument("--latest", action="store_true", help="only the most recent run")
+    quiet.add_verbose_flag(parser)
     args = parser.parse_args(argv)
     store = metadata.open_store(os.path.join(args.output_dir, metadata.METADATA_SQLITE))
     runs = metadata.list_runs(store)

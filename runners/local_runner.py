@@ -1,8 +1,8 @@
 """Runs capuchin end to end locally: data → ingestion → TFX training pipeline (LocalDagRunner, Beam
 DirectRunner, ML Metadata in SQLite).
 
-    python runners/local_runner.py [--data-root DIR] [--output-dir OUT] [--epochs N] [--model default|seed]
-                                   [--recall-floor R] [--precision-floor P] [Beam args]
+    python runners/local_runner.py [--data-root DIR] [--output-dir OUT] [--architecture default|tutorial]
+                                   [--epochs N] [--recall-floor R] [--precision-floor P] [--verbose] [Beam args]
 
 Without --data-root it first generates the synthetic default dataset into OUT/data (once). Beam args
 such as `--direct_running_mode=multi_processing --direct_num_workers=0` go to every Beam step.
@@ -15,18 +15,17 @@ such as `--direct_running_mode=multi_processing --direct_num_workers=0` go to ev
 After the Pusher, CountCalibrator sets the counting operating point on eval calls planted into
 --backgrounds (default: the data's 'Forest Backgrounds/'), and the pipeline's CallCounter counts the
 calls in --recordings (default: the data's 'Forest Recordings/'); the closing summary says where
-counts.csv is.
+counts.csv is. The flags it shares with the Dataflow and Kubeflow runners are in runners/pipeline_flags.py.
 """
 
 import argparse
 import json
-import logging
 import os
 
 from runners import quiet  # noqa: F401  (must precede TensorFlow)
 from components import dataset, ingest, synthetic_data
-from model import constants, features
-from pipeline import configs
+from model import features
+from runners import pipeline_flags
 
 DEFAULT_OUTPUT_DIR = os.path.join("runs", "local")
 
@@ -35,7 +34,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", help="dataset in the Kaggle layout; default: generate synthetic data")
     parser.add_argument("--output-dir", default=DEFAULT_OUTPUT_DIR, help="everything this run writes")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic default data")
+    parser.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic default data")
     parser.add_argument("--eval-percent", type=int, default=dataset.DEFAULT_EVAL_PERCENT,
                         help="share of source groups (not clips) held out for eval")
     parser.add_argument("--pad", choices=[features.PAD_FRONT, features.PAD_BACK], default=features.DEFAULT_PAD,
@@ -44,22 +43,9 @@ def parse_args(argv=None):
                         help="grouped k-fold: eval is fold K (0-based) of N instead of --eval-percent")
     parser.add_argument("--held-out-fold", type=int, metavar="J",
                         help="with --fold: leave fold J's groups out of both splits (a benchmark's test fold)")
-    parser.add_argument("--model", choices=constants.ARCHITECTURES, default=configs.ARCHITECTURE,
-                        help="'default' (log-mel CNN) or 'seed' (the tutorial's network on |STFT|)")
-    parser.add_argument("--epochs", type=int, help=configs.EPOCHS_HELP)
-    parser.add_argument("--model-seeds", type=int, nargs="+", metavar="SEED", help=configs.MODEL_SEEDS_HELP)
-    parser.add_argument("--recall-floor", type=float, default=configs.RECALL_FLOOR)
-    parser.add_argument("--precision-floor", type=float, default=configs.PRECISION_FLOOR)
-    parser.add_argument("--max-regression", type=float, default=configs.MAX_REGRESSION,
-                        help="how far recall/precision may drop against the last blessed model")
-    parser.add_argument("--recordings", help="recordings to count after a push (folder or glob; '': none); "
-                        "default: the data root's 'Forest Recordings/' when it has one")
-    parser.add_argument("--backgrounds", help="call-free recordings of the site (folder or glob; '': none) on which "
-                        "the counting operating point is calibrated; default: the data root's 'Forest Backgrounds/'")
-    parser.add_argument("--hop-seconds", type=float, default=features.HOP_SECONDS,
-                        help="step between the 3 s counting windows")
-    parser.add_argument("--no-cache", action="store_true", help="re-run every component")
+    pipeline_flags.add_pipeline_flags(parser)
     parser.add_argument("--report-json", help="also write the run's report (metrics, blessing, paths) here")
+    quiet.add_verbose_flag(parser)
     return parser.parse_known_args(argv)
 
 
@@ -79,8 +65,8 @@ def run(argv=None) -> dict:
     data_root = args.data_root
     if data_root is None:
         data_root = os.path.join(args.output_dir, "data")
-        print(f"[1/3] Generating the synthetic default data in {data_root} (seed {args.seed}) ...", flush=True)
-        made = synthetic_data.generate_dataset(data_root, synthetic_data.SyntheticSpec(seed=args.seed))
+        print(f"[1/3] Generating the synthetic default data in {data_root} (seed {args.data_seed}) ...", flush=True)
+        made = synthetic_data.generate_dataset(data_root, synthetic_data.SyntheticSpec(seed=args.data_seed))
         print(
             f"      {made['positives']} call clips, {made['negatives']} other clips, "
             f"{made['recordings']} forest recordings with {made['planted_calls']} planted calls, "
@@ -95,35 +81,20 @@ def run(argv=None) -> dict:
                                      args.held_out_fold)
     print("      " + ingest.summary_line(ingestion, ingested_dir), flush=True)
 
-    recordings = _or_data_folder(args.recordings, data_root, dataset.FOREST_DIR)
-    backgrounds = _or_data_folder(args.backgrounds, data_root, dataset.BACKGROUNDS_DIR)
+    settings = pipeline_flags.pipeline_settings(args)
+    settings.update(recordings=_or_data_folder(args.recordings, data_root, dataset.FOREST_DIR),
+                    backgrounds=_or_data_folder(args.backgrounds, data_root, dataset.BACKGROUNDS_DIR))
     output_dir = os.path.abspath(args.output_dir)
     metadata_path = os.path.join(output_dir, metadata.METADATA_SQLITE)
-    serving_model_dir = os.path.join(output_dir, "serving_model")
-    members = len(args.model_seeds or constants.MODEL_SEEDS) if args.model == constants.ARCHITECTURE_DEFAULT else 1
-    epochs = args.epochs or constants.EPOCHS[args.model]
-    print(f"[3/3] Training pipeline ({args.model} model, {members} x {epochs} epochs), metadata in {metadata_path} ...",
-          flush=True)
+    print(f"[3/3] Training pipeline ({settings['architecture']} model, {len(settings['ensemble_seeds'])} x "
+          f"{settings['epochs']} epochs), metadata in {metadata_path} ...", flush=True)
     training = pipeline.create_pipeline(
-        pipeline_name=configs.PIPELINE_NAME,
         pipeline_root=os.path.join(output_dir, "pipeline"),
         ingested_dir=ingested_dir,
-        preprocessing_fn=configs.PREPROCESSING_FN,
-        run_fn=configs.RUN_FN,
-        serving_model_dir=serving_model_dir,
-        architecture=args.model,
-        epochs=args.epochs,
-        model_seeds=args.model_seeds,
-        recall_floor=args.recall_floor,
-        precision_floor=args.precision_floor,
-        max_regression=args.max_regression,
-        pr_curve_thresholds=configs.PR_CURVE_THRESHOLDS,
-        recordings=recordings,
-        backgrounds=backgrounds,
-        hop_seconds=args.hop_seconds,
+        serving_model_dir=os.path.join(output_dir, "serving_model"),
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path),
         beam_pipeline_args=beam_args,
-        enable_cache=not args.no_cache,
+        **settings,
     )
     with quiet.component_progress():
         tfx.orchestration.LocalDagRunner().run(training)
@@ -136,5 +107,5 @@ def run(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    quiet.setup_logging(logging.WARNING)
+    quiet.setup_logging()
     run()

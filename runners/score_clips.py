@@ -25,6 +25,7 @@ def run(argv=None) -> dict:
     parser.add_argument("--clips", required=True, help="folder of clips (searched recursively)")
     parser.add_argument("--output", required=True, help="CSV to write: path,score")
     parser.add_argument("--pad", choices=[features.PAD_FRONT, features.PAD_BACK], default=features.DEFAULT_PAD)
+    quiet.add_verbose_flag(parser)
     args = parser.parse_args(argv)
 
     scorer = scoring.WindowScorer(args.model)
@@ -63,4 +64,5 @@ def run(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    quiet.setup_logging()
     run()

@@ -40,18 +40,18 @@ def test_log_mel_is_band_limited_and_ordered_by_pitch():
     assert spectrogram[2].max() < spectrogram[1].max() - 5
 
 
-def test_seed_model_is_the_tutorials_network():
-    seed = model.build_model(constants.ARCHITECTURE_SEED, (features.STFT_FRAMES, features.STFT_BINS))
-    layers = [type(layer).__name__ for layer in seed.layers]
+def test_tutorial_model_is_the_tutorials_network():
+    tutorial = model.build_model(constants.ARCHITECTURE_TUTORIAL, (features.STFT_FRAMES, features.STFT_BINS))
+    layers = [type(layer).__name__ for layer in tutorial.layers]
     assert layers == ["InputLayer", "Reshape", "Conv2D", "Conv2D", "Flatten", "Dense"]
-    assert [layer.filters for layer in seed.layers if type(layer).__name__ == "Conv2D"] == [16, 16]
-    assert seed.count_params() == (9 * 16 + 16) + (9 * 16 * 16 + 16) + (1487 * 253 * 16 + 1)
-    assert seed.layers[-1].activation.__name__ == "sigmoid"
+    assert [layer.filters for layer in tutorial.layers if type(layer).__name__ == "Conv2D"] == [16, 16]
+    assert tutorial.count_params() == (9 * 16 + 16) + (9 * 16 * 16 + 16) + (1487 * 253 * 16 + 1)
+    assert tutorial.layers[-1].activation.__name__ == "sigmoid"
 
 
 def test_default_model_is_far_smaller_scores_every_frame_and_a_window_by_its_best_frame():
     default = model.build_model(constants.ARCHITECTURE_DEFAULT, (features.MEL_FRAMES, features.MEL_BANDS))
-    assert default.count_params() < 200_000  # the seed network has 6 million
+    assert default.count_params() < 200_000  # the tutorial network has 6 million
     spectrograms = np.random.default_rng(0).normal(size=(4, 297, 48)).astype(np.float32)
     probabilities = _infer(default, spectrograms)
     frames = _infer(default.frame_probability, spectrograms)

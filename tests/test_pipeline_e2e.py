@@ -147,12 +147,12 @@ def test_score_clips_scores_every_clip_and_lists_failures(trained_pipeline, tmp_
         assert [os.path.basename(r["path"]) for r in csv.DictReader(f)] == ["broken.wav"]
 
 
-def test_model_seeds_train_one_network_per_seed_and_export_their_average(tiny_dataset, tmp_path):
+def test_ensemble_seeds_train_one_network_per_seed_and_export_their_average(tiny_dataset, tmp_path):
     import tensorflow as tf
     import tf_keras
 
     report = local_runner.run(["--data-root", tiny_dataset, "--output-dir", str(tmp_path), "--eval-percent", "50",
-                               "--model-seeds", "42", "7", "--epochs", "1", "--recordings", ""])
+                               "--ensemble-seeds", "42", "7", "--epochs", "1", "--recordings", ""])
     model_dir = os.path.join(report["model_uri"], "Format-Serving")
     members = [layer for layer in tf_keras.models.load_model(model_dir, compile=False).layers
                if layer.name.endswith("frame_logits")]
