@@ -5,6 +5,7 @@ Everything is found through ML Metadata (executions, events, artifacts and their
 the metric values are read from the evaluation artifact that ML Metadata points to.
 """
 
+import json
 import os
 from typing import Dict, List, Optional
 
@@ -52,6 +53,15 @@ def _properties(artifact: metadata_store_pb2.Artifact) -> Dict:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def _custom_config(execution: metadata_store_pb2.Execution) -> Dict:
+    """The component's custom_config (the Trainer's architecture, seeds and review file), as TFX records it."""
+    value = execution.custom_properties.get("custom_config") or execution.properties.get("custom_config")
+    try:
+        return json.loads(value.string_value) if value is not None and value.string_value else {}
+    except ValueError:
+        return {}
+
+
 def run_report(store: metadata_store.MetadataStore, run: metadata_store_pb2.Context) -> Dict:
     """One pipeline run: its components in execution order, each with state and artifacts."""
     node_types = store.get_context_type(_NODE_CONTEXT).id
@@ -69,6 +79,7 @@ def run_report(store: metadata_store.MetadataStore, run: metadata_store_pb2.Cont
             "component": node,
             "execution_id": execution.id,
             "state": metadata_store_pb2.Execution.State.Name(execution.last_known_state),
+            "config": _custom_config(execution),
             "inputs": [],
             "outputs": [],
         }
@@ -108,8 +119,10 @@ def _outcome(components: List[Dict]) -> Dict:
     threshold = _output(components, "ThresholdSelector", "threshold")
     calibration = _output(components, "CountCalibrator", "calibration_result")
     counts = _output(components, "CallCounter", "counts")
+    trainer = next((c for c in components if c["component"] == "Trainer"), None)
     return {
         "model_uri": model and model["uri"],
+        "reviewed": trainer and trainer["config"].get("reviewed"),
         "blessed": bool(blessing and blessing["properties"].get("blessed") == 1),
         "metrics": tfma_results.overall_metrics(evaluation["uri"]) if evaluation else {},
         "pushed_to": pushed and scoring.pushed_destination(pushed["properties"]),
@@ -148,6 +161,8 @@ def format_run_summary(report: Dict) -> str:
         f"  model: {report['model_uri']}",
         f"  pushed to: {report['pushed_to'] or 'nothing pushed'}",
     ]
+    if report.get("reviewed"):
+        lines.append(f"  trained with the review labels {report['reviewed']['file']}")
     if report["threshold"] is not None:
         lines.append(f"  counting threshold (chosen on eval): {report['threshold']:.3f}; "
                      f"PR curve: {os.path.join(report['threshold_uri'], 'pr_curve.png')}")
@@ -190,6 +205,8 @@ def format_run_report(report: Dict) -> str:
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(report["metrics"].items()))
     lines.append(f"  eval metrics: {metrics or 'none'}")
     lines.append(f"  blessed: {report['blessed']}; pushed to: {report['pushed_to']}; threshold: {report['threshold']}")
+    if report.get("reviewed"):
+        lines.append(f"  trained with the review: {report['reviewed']['file']} (sha256 {report['reviewed']['sha256'][:12]})")
     if report.get("calibration"):
         lines.append(f"  calibration: {report['calibration_uri']} {report['calibration']}")
     if report.get("counts_uri"):

@@ -5,7 +5,7 @@ ImportExampleGen → StatisticsGen → SchemaGen → ExampleValidator → Transf
 → CallCounter (when given recordings)
 """
 
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -74,6 +74,7 @@ def create_pipeline(
     hop_seconds: float,
     recordings: Optional[str] = None,
     backgrounds: Optional[str] = None,
+    reviewed: Optional[Dict] = None,
     metadata_connection_config=None,
     beam_pipeline_args: Optional[List[str]] = None,
     enable_cache: bool = True,
@@ -97,6 +98,8 @@ def create_pipeline(
       recordings: a folder or glob of recordings to count with the pushed model; None: no counting.
       backgrounds: a folder or glob of call-free recordings of the site, on which the counting operating
         point is calibrated; None: the threshold chosen on eval clips is the operating point.
+      reviewed: the review labels the ingestion took ({'file', 'sha256', ...}, ingest.run_ingestion's
+        summary), recorded in the Trainer's config so ML Metadata shows which review a model learnt from.
       metadata_connection_config: ML Metadata connection (SQLite locally); None lets the runner choose.
       beam_pipeline_args: Beam options for the Beam-based components.
       enable_cache: reuse earlier outputs of components whose inputs did not change.
@@ -139,7 +142,8 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(),  # no step count: run_fn sets its own steps per epoch
         eval_args=tfx.proto.EvalArgs(),
-        custom_config={"architecture": architecture, "epochs": epochs, "ensemble_seeds": list(ensemble_seeds)},
+        custom_config={"architecture": architecture, "epochs": epochs, "ensemble_seeds": list(ensemble_seeds),
+                       "reviewed": reviewed and {"file": reviewed["file"], "sha256": reviewed["sha256"]}},
     )
     # The last blessed model, the baseline the new one must not be worse than.
     model_resolver = tfx.dsl.Resolver(

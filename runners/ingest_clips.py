@@ -1,7 +1,7 @@
 """Ingests a labelled dataset (the Kaggle layout) into train/eval TFRecords.
 
     python runners/ingest_clips.py --data-root ../shared/capuchin --output-dir runs/ingested \
-        [--eval-percent 20] [--pad front|back] [Beam args, e.g. --direct_num_workers=2]
+        [--eval-percent 20] [--pad front|back] [--reviewed LABELS.csv] [Beam args, e.g. --direct_num_workers=2]
 """
 
 import argparse
@@ -20,10 +20,14 @@ def run(argv=None) -> dict:
                         help="share of source groups (not clips) held out for eval")
     parser.add_argument("--pad", choices=[features.PAD_FRONT, features.PAD_BACK], default=features.DEFAULT_PAD,
                         help="where clips shorter than 3 s get their zeros")
+    parser.add_argument("--reviewed", metavar="LABELS_CSV",
+                        help="a review's labels (runners/review.py): its labelled snippets are added as clips, "
+                             "grouped by recording")
     quiet.add_verbose_flag(parser)
     args, beam_args = parser.parse_known_args(argv)
     beam_args = beam_options.with_setup_file(beam_args)
-    summary = ingest.run_ingestion(args.data_root, args.output_dir, beam_args, args.eval_percent, args.pad)
+    summary = ingest.run_ingestion(args.data_root, args.output_dir, beam_args, args.eval_percent, args.pad,
+                                   reviewed=args.reviewed)
     print(ingest.summary_line(summary, args.output_dir))
     return summary
 

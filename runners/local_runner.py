@@ -43,6 +43,9 @@ def parse_args(argv=None):
                         help="grouped k-fold: eval is fold K (0-based) of N instead of --eval-percent")
     parser.add_argument("--held-out-fold", type=int, metavar="J",
                         help="with --fold: leave fold J's groups out of both splits (a benchmark's test fold)")
+    parser.add_argument("--reviewed", metavar="LABELS_CSV",
+                        help="a review's labels (runners/review.py): its labelled snippets are added as training "
+                             "clips, grouped by recording, and ML Metadata records the file")
     pipeline_flags.add_pipeline_flags(parser)
     parser.add_argument("--report-json", help="also write the run's report (metrics, blessing, paths) here")
     quiet.add_verbose_flag(parser)
@@ -78,12 +81,13 @@ def run(argv=None) -> dict:
     print(f"[2/3] Ingesting clips from {data_root} ...", flush=True)
     fold = tuple(args.fold) if args.fold else None
     ingestion = ingest.run_ingestion(data_root, ingested_dir, beam_args, args.eval_percent, args.pad, fold,
-                                     args.held_out_fold)
+                                     args.held_out_fold, args.reviewed)
     print("      " + ingest.summary_line(ingestion, ingested_dir), flush=True)
 
     settings = pipeline_flags.pipeline_settings(args)
     settings.update(recordings=_or_data_folder(args.recordings, data_root, dataset.FOREST_DIR),
-                    backgrounds=_or_data_folder(args.backgrounds, data_root, dataset.BACKGROUNDS_DIR))
+                    backgrounds=_or_data_folder(args.backgrounds, data_root, dataset.BACKGROUNDS_DIR),
+                    reviewed=ingestion.get("reviewed"))
     output_dir = os.path.abspath(args.output_dir)
     metadata_path = os.path.join(output_dir, metadata.METADATA_SQLITE)
     print(f"[3/3] Training pipeline ({settings['architecture']} model, {len(settings['ensemble_seeds'])} x "

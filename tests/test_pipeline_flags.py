@@ -51,5 +51,30 @@ def test_the_dataflow_runner_passes_its_flags_to_the_pipeline():
     components = {component.id: component for component in training.components}
     custom_config = json.loads(components["Trainer"].exec_properties["custom_config"])
     assert custom_config == {"architecture": constants.ARCHITECTURE_TUTORIAL, "epochs": 2,
-                             "ensemble_seeds": [constants.SEED]}
+                             "ensemble_seeds": [constants.SEED], "reviewed": None}
     assert components["CountCalibrator"].exec_properties["hop_seconds"] == 3.0
+
+
+def test_the_review_a_model_learnt_from_is_in_the_trainers_config_and_read_back_from_ml_metadata(tmp_path):
+    from ml_metadata.proto import metadata_store_pb2
+
+    from pipeline import metadata, pipeline
+
+    reviewed = {"file": "/reviews/site/review.csv", "sha256": "ab" * 32, "calls": 3, "not_calls": 9}
+    settings = _settings()
+    training = pipeline.create_pipeline(pipeline_root=str(tmp_path / "root"), ingested_dir=str(tmp_path / "in"),
+                                        serving_model_dir=str(tmp_path / "serving"), reviewed=reviewed, **settings)
+    trainer = next(c for c in training.components if c.id == "Trainer")
+    recorded = json.loads(trainer.exec_properties["custom_config"])["reviewed"]
+    assert recorded == {"file": reviewed["file"], "sha256": reviewed["sha256"]}
+
+    # TFX stores custom_config as a JSON string property of the Trainer's execution.
+    execution = metadata_store_pb2.Execution()
+    execution.custom_properties["custom_config"].string_value = trainer.exec_properties["custom_config"]
+    assert metadata._custom_config(execution)["reviewed"] == recorded
+    report = {"run": "r", "components": [{"component": "Trainer", "state": "COMPLETE",
+                                          "config": metadata._custom_config(execution),
+                                          "outputs": [], "inputs": []}]}
+    outcome = metadata._outcome(report["components"])
+    assert outcome["reviewed"] == recorded
+    assert "trained with the review labels /reviews/site/review.csv" in metadata.format_run_summary({**report, **outcome})
