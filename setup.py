@@ -20,6 +20,10 @@ setuptools.setup(
         "soxr",
         "scipy",
         "matplotlib",
+        # Beam's DaskRunner (apache-beam[dask]): the jobs on a dask.distributed cluster (docs/scale.md).
+        "dask[distributed]==2026.8.0",
+        "distributed==2026.8.0",
     ],
-    extras_require={"dev": ["pytest"]},
+    # slurm: dask_jobqueue.SLURMCluster, for the machine that submits the workers (docs/scale.md).
+    extras_require={"dev": ["pytest"], "slurm": ["dask-jobqueue==0.9.0"]},
 )
