@@ -36,7 +36,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
-from components import audio, files, scoring
+from components import audio, files, on_dask, scoring
 from model import features
 
 COUNTS_CSV = "counts.csv"
@@ -539,9 +539,11 @@ class CountCalls(beam.PTransform):
         decoded = (
             recordings
             | "DistributeRecordings" >> beam.Reshuffle()
+            # Outputs kept apart as pairs (on_dask.SplitOutputs): the DaskRunner mixes a ParDo's tagged outputs.
             | "DecodeAndCount"
-            >> beam.ParDo(DecodeAndCountFn(self._model_dir, self._config, self._output_dir, self._progress, self._plots))
-            .with_outputs(CHUNKS_TAG, main="results")
+            >> on_dask.SplitOutputs(
+                DecodeAndCountFn(self._model_dir, self._config, self._output_dir, self._progress, self._plots),
+                CHUNKS_TAG, main="results")
         )
         long_recordings = (
             decoded[CHUNKS_TAG]
@@ -550,7 +552,7 @@ class CountCalls(beam.PTransform):
             | "GroupByRecording" >> beam.GroupByKey()
             | "MergeCalls" >> beam.ParDo(MergeCallsFn(self._config, self._output_dir, self._progress, self._plots))
         )
-        return (decoded.results, long_recordings) | "AllResults" >> beam.Flatten()
+        return (decoded["results"], long_recordings) | "AllResults" >> beam.Flatten()
 
 
 def load_parts(output_dir: str) -> Dict[str, Dict]:
