@@ -496,7 +496,7 @@ _progress_totals = {"done": 0, "seconds": 0.0}
 
 
 class _Progress:
-    """'[done/total] name: outcome — audio hours so far, realtime rate' lines, one per recording.
+    """'[done/total] name: outcome — audio hours so far, realtime rate, ETA h:mm:ss' lines, one per recording.
 
     Totals are this process's: exact on the local runners (threads share them); with several worker
     processes each reports its own share.
@@ -514,9 +514,11 @@ class _Progress:
             done, seconds = _progress_totals["done"], _progress_totals["seconds"]
         outcome = f"{result['calls']} calls" if result["reason"] is None else f"FAILED ({result['reason']})"
         elapsed = max(time.time() - self._started, 1e-6)
-        _log.info("[%d/%d] %s: %s — %.2f h of audio in %.0f s, %.0fx realtime", self._already_done + done,
-                  self._total, os.path.basename(result["recording"]), outcome, seconds / 3600, elapsed,
-                  seconds / elapsed)
+        # At this process's rate so far; the start-up (model loading) makes the first estimates high.
+        eta = round((self._total - self._already_done - done) * elapsed / done)
+        _log.info("[%d/%d] %s: %s — %.2f h of audio in %.0f s, %.0fx realtime, ETA %d:%02d:%02d",
+                  self._already_done + done, self._total, os.path.basename(result["recording"]), outcome,
+                  seconds / 3600, elapsed, seconds / elapsed, eta // 3600, eta // 60 % 60, eta % 60)
 
 
 class CountCalls(beam.PTransform):
