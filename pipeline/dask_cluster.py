@@ -90,7 +90,7 @@ def cluster_for(beam_args: Sequence[str], partition_size: Optional[int] = None,
         local = options.view_as(LocalClusterOptions)
         cluster = distributed.LocalCluster(n_workers=local.dask_workers or os.cpu_count() or 1,
                                            threads_per_worker=local.dask_threads_per_worker, processes=True,
-                                           dashboard_address=None)
+                                           dashboard_address=":0")
         client = distributed.Client(cluster)
         args.append(f"--dask_client_address={cluster.scheduler_address}")
     try:
@@ -116,4 +116,6 @@ def cluster_for(beam_args: Sequence[str], partition_size: Optional[int] = None,
             runner_client.close()
         client.close()
         if cluster is not None:
+            # Workers that imported TensorFlow outlive the nanny's 4 s grace and are killed: the job is done.
+            logging.getLogger("distributed.nanny").setLevel(logging.ERROR)
             cluster.close()
