@@ -7,9 +7,11 @@ Each method runs runners/count_calls.py in its own process, over the same record
   direct      the DirectRunner as users run it (one thread per core)
   dask:N      --runner=DaskRunner on a LocalCluster of N single-threaded worker processes, started by the runner
   dask:NxT    N worker processes of T threads each
-Wall time starts after the Python imports and includes, for Dask, starting the cluster (its workers import
-TensorFlow and load the model) and closing it; "job s" is the counting job alone (summary.json's wall time:
-listing, Beam, tables). Peak RSS is the method's process and all its worker processes, sampled every 0.5 s.
+Wall time starts after the Python imports and includes, for Dask, starting and closing the cluster; "job s"
+is the counting job alone (summary.json's wall time: listing, Beam, tables; on Dask each worker imports
+TensorFlow and loads the model in it); "steady" is the audio seconds of the recordings finished between the
+10th and the 90th percentile of their part files' times over the time between (bench/batch_100h.py). Peak RSS
+is the method's process and all its worker processes, sampled every 0.5 s.
 Every method's counts.csv and detections.csv must equal the first method's. Prints a Markdown table.
 """
 
@@ -43,6 +45,7 @@ def child(method: str, recordings: str, model: str, output_dir: str) -> None:
     import distributed  # noqa: F401
     import tensorflow  # noqa: F401
 
+    from bench.batch_100h import steady_throughput
     from bench.process_tree import RssSampler
     from runners import count_calls
 
@@ -53,7 +56,7 @@ def child(method: str, recordings: str, model: str, output_dir: str) -> None:
                                    *_beam_args(method)])
     print(json.dumps({"wall_seconds": time.time() - started, "job_seconds": summary["wall_seconds"],
                       "audio_seconds": summary["audio_hours"] * 3600, "calls": summary["calls"],
-                      "peak_rss_mb": memory.peak_mb}))
+                      "steady": steady_throughput(output_dir), "peak_rss_mb": memory.peak_mb}))
 
 
 def _tables(output_dir: str) -> dict:
@@ -98,18 +101,18 @@ def main():
     print(f"\nMachine: {platform.machine()}, {os.cpu_count()} cores, {_cpu_model()}; load average "
           f"{load_before[0]:.1f} before, {load_after[0]:.1f} after. Recordings: {recordings} ({audio / 3600:.2f} h). "
           f"{args.repeats} run(s) of each method, median shown.\n")
-    print(f"| method | wall s | × realtime (audio s / wall s) | job s | × realtime (job) | wall vs {first} "
-          "| peak RSS MB (all processes) | same tables |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    print(f"| method | wall s | × realtime (audio s / wall s) | job s | × realtime (job) | × realtime (steady) "
+          f"| wall vs {first} | peak RSS MB (all processes) | same tables |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for method in args.methods:
         wall, job = median(method, "wall_seconds"), median(method, "job_seconds")
         print(f"| {method} | {wall:.1f} | {audio / wall:,.0f} | {job:.1f} | {audio / job:,.0f} | "
-              f"{median(first, 'wall_seconds') / wall:.2f} | {median(method, 'peak_rss_mb'):,.0f} | "
-              f"{'yes' if all(r['same_tables'] for r in runs[method]) else 'NO'} |")
+              f"{median(method, 'steady'):,.0f} | {median(first, 'wall_seconds') / wall:.2f} | "
+              f"{median(method, 'peak_rss_mb'):,.0f} | {'yes' if all(r['same_tables'] for r in runs[method]) else 'NO'} |")
     if {"dask:1", "dask:2"} <= set(runs):
         print(f"\n2 Dask workers against 1: {median('dask:1', 'wall_seconds') / median('dask:2', 'wall_seconds'):.2f}× "
               f"the speed end to end, {median('dask:1', 'job_seconds') / median('dask:2', 'job_seconds'):.2f}× "
-              "for the job alone.")
+              f"for the job alone, {median('dask:2', 'steady') / median('dask:1', 'steady'):.2f}× in the steady state.")
 
 
 def _cpu_model() -> str:
