@@ -20,9 +20,13 @@ setuptools.setup(
         "soxr",
         "scipy",
         "matplotlib",
+        # Beam's DaskRunner (apache-beam[dask]): the jobs on a dask.distributed cluster (docs/scale.md).
+        "dask[distributed]==2026.8.0",
+        "distributed==2026.8.0",
     ],
     # The review page's template (components/review_page.py reads it beside the module).
     package_data={"components": ["review_page.html"]},
-    # playwright drives Debian's chromium in the review page's browser test (.ci/run installs chromium).
-    extras_require={"dev": ["pytest", "playwright"]},
+    # dev: playwright drives Debian's chromium in the review page's browser test (.ci/run installs chromium).
+    # slurm: dask_jobqueue.SLURMCluster, for the machine that submits the workers (docs/scale.md).
+    extras_require={"dev": ["pytest", "playwright"], "slurm": ["dask-jobqueue==0.9.0"]},
 )

@@ -176,17 +176,22 @@ def run_ingestion(
     if previous and previous.get("fingerprint") == fingerprint:
         # Same files, same settings: keep the records, so the pipeline's cache stays valid too.
         return {**previous, "up_to_date": True}
-    for split in dataset.SPLITS:
-        if files.isdir(os.path.join(output_dir, split)):
-            files.rmtree(os.path.join(output_dir, split))
+    from components import on_dask  # it builds on this module
+
+    for folder in (*dataset.SPLITS, on_dask.WORK_DIR):
+        if files.isdir(os.path.join(output_dir, folder)):
+            files.rmtree(os.path.join(output_dir, folder))
     files.makedirs(output_dir)
     logging.info("Ingesting %d files from %s into %s", len(clips), data_root, output_dir)
     started = time.time()
+    # On Dask, shards written by the ParDo and their receipts stand in for the sinks and the counters.
+    dask = on_dask.runs_on_dask(beam_args)
+    ingest_clips = (on_dask.IngestClipsInShards if dask else IngestClips)(output_dir, eval_percent, pad, fold)
     pipeline = beam.Pipeline(options=PipelineOptions(beam_args or []))
-    _ = pipeline | "ListClips" >> beam.Create(clips) | "Ingest" >> IngestClips(output_dir, eval_percent, pad, fold)
+    _ = pipeline | "ListClips" >> beam.Create(clips) | "Ingest" >> ingest_clips
     result = pipeline.run()
     result.wait_until_finish()
-    counters = {
+    counters = on_dask.read_receipts(output_dir, len(clips)) if dask else {
         metric.key.metric.name: metric.committed
         for metric in result.metrics().query(MetricsFilter().with_namespace(_METRICS_NAMESPACE))["counters"]
     }

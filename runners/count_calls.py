@@ -2,7 +2,7 @@
 
     python runners/count_calls.py --model runs/local/serving_model --recordings DIR_OR_GLOB --output-dir OUT
         [--threshold T | --calibrate] [--hop-seconds H] [--plots] [--window-by-window] [--verbose]
-        [Beam args, e.g. --runner DataflowRunner ...]
+        [Beam args, e.g. --runner DataflowRunner ... or --runner=DaskRunner (pipeline/dask_cluster.py)]
 
 Writes OUT/counts.csv (recording,capuchin_calls,calls_per_hour), detections.csv, selections.txt (Raven), failures.csv
 and summary.json. Re-running into the same OUT skips finished recordings; a killed run resumes.
@@ -22,7 +22,7 @@ import sys
 from runners import quiet  # noqa: F401  (must precede TensorFlow)
 from components import calibration, counting, files, scoring
 from model import features
-from pipeline import beam_options
+from pipeline import beam_options, dask_cluster
 from runners import pipeline_flags
 
 
@@ -56,10 +56,12 @@ def run(argv=None) -> dict:
         print(f"Valid Beam args: {' '.join(beam_args) or '(DirectRunner defaults)'}")
         return {"beam_args": beam_args}
     operating_point = calibrate(args) if args.calibrate else None
-    summary = counting.run_counting(
-        args.model, args.recordings, args.output_dir, args.threshold, args.hop_seconds, beam_args, args.plots,
-        whole_recordings=not args.window_by_window, operating_point=operating_point,
-    )
+    # On Dask: a task per recording (the DaskRunner's Reshuffle does not spread them over the workers).
+    with dask_cluster.cluster_for(beam_args, partition_size=1) as beam_args:
+        summary = counting.run_counting(
+            args.model, args.recordings, args.output_dir, args.threshold, args.hop_seconds, beam_args, args.plots,
+            whole_recordings=not args.window_by_window, operating_point=operating_point,
+        )
     print(summary_line(summary, args.output_dir))
     return summary
 

@@ -1,7 +1,8 @@
 """Ingests a labelled dataset (the Kaggle layout) into train/eval TFRecords.
 
     python runners/ingest_clips.py --data-root ../shared/capuchin --output-dir runs/ingested \
-        [--eval-percent 20] [--pad front|back] [--reviewed LABELS.csv] [Beam args, e.g. --direct_num_workers=2]
+        [--eval-percent 20] [--pad front|back] [--reviewed LABELS.csv]
+        [Beam args, e.g. --direct_num_workers=2 or --runner=DaskRunner]
 """
 
 import argparse
@@ -9,7 +10,7 @@ import argparse
 from runners import quiet  # noqa: F401  (must precede TensorFlow)
 from components import dataset, ingest
 from model import features
-from pipeline import beam_options
+from pipeline import beam_options, dask_cluster
 
 
 def run(argv=None) -> dict:
@@ -26,8 +27,10 @@ def run(argv=None) -> dict:
     quiet.add_verbose_flag(parser)
     args, beam_args = parser.parse_known_args(argv)
     beam_args = beam_options.with_setup_file(beam_args)
-    summary = ingest.run_ingestion(args.data_root, args.output_dir, beam_args, args.eval_percent, args.pad,
-                                   reviewed=args.reviewed)
+    # On Dask: four shards per worker thread, so that the workers finish together.
+    with dask_cluster.cluster_for(beam_args, partitions_per_thread=4) as beam_args:
+        summary = ingest.run_ingestion(args.data_root, args.output_dir, beam_args, args.eval_percent, args.pad,
+                                       reviewed=args.reviewed)
     print(ingest.summary_line(summary, args.output_dir))
     return summary
 

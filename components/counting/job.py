@@ -72,7 +72,10 @@ def _count(model_dir: str, config: CountingConfig, recordings: List[str], output
     )
     result = pipeline.run()
     result.wait_until_finish()
-    return transform.counters(result)
+    try:
+        return transform.counters(result)
+    except NotImplementedError:  # the DaskRunner collects no metrics (components/on_dask.py)
+        return {}
 
 
 def run_counting(
@@ -125,8 +128,9 @@ def run_counting(
     if pending:
         progress = transform.Progress(len(all_recordings), len(all_recordings) - len(pending))
         counters = _count(model_dir, config, pending, output_dir, with_local_parallelism(beam_args), plots, progress)
-        _log.info("This run: %d files, %d failed, %d s of audio", counters.get("files", 0),
-                  counters.get("failed", 0), counters.get("audio_seconds", 0))
+        if counters:
+            _log.info("This run: %d files, %d failed, %d s of audio", counters.get("files", 0),
+                      counters.get("failed", 0), counters.get("audio_seconds", 0))
     results = outputs.load_parts(output_dir)
     outputs.write_tables(results.values(), output_dir)
     return outputs.write_summary(output_dir, results, pending, time.time() - started, model_dir, point, config)

@@ -12,7 +12,7 @@ by the tutorial's rule.
 
 import enum
 import threading
-from typing import Dict, NamedTuple, Set, Tuple
+from typing import Dict, List, NamedTuple, Set, Tuple
 
 import numpy as np
 
@@ -181,6 +181,12 @@ def warm_scorer(model_dir: str, config: CountingConfig) -> RecordingScorer:
             scorer.warm_up()
             warmed.add(scorer.how)
     return scorer
+
+
+def loaded_models() -> List[str]:
+    """The model folders this process has loaded (e.g. to see which workers scored)."""
+    with _lock:
+        return sorted(_models)
 
 
 def score_chunk(chunk: Chunk, model, config: CountingConfig) -> ScoredChunk:

@@ -16,7 +16,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import ModelHandler, RunInference
 
-from components import audio
+from components import audio, on_dask
 from components.counting import outputs, rules
 from components.counting.config import CountingConfig
 from components.counting.scorer import RecordingScorer, ScoredChunk
@@ -148,7 +148,7 @@ _progress_totals = {"done": 0, "seconds": 0.0}
 
 
 class Progress:
-    """'[done/total] name: outcome — audio hours so far, realtime rate' lines, one per recording.
+    """'[done/total] name: outcome — audio hours so far, realtime rate, ETA h:mm:ss' lines, one per recording.
 
     Totals are this process's: exact on the local runners (threads share them); with several worker
     processes each reports its own share.
@@ -168,9 +168,11 @@ class Progress:
             done, seconds = _progress_totals["done"], _progress_totals["seconds"]
         outcome = f"{result['calls']} calls" if result["reason"] is None else f"FAILED ({result['reason']})"
         elapsed = max(time.time() - self._started, 1e-6)
-        _log.info("[%d/%d] %s: %s — %.2f h of audio in %.0f s, %.0fx realtime", self._already_done + done,
-                  self._total, os.path.basename(result["recording"]), outcome, seconds / 3600, elapsed,
-                  seconds / elapsed)
+        # At this process's rate so far; the start-up (model loading) makes the first estimates high.
+        eta = round((self._total - self._already_done - done) * elapsed / done)
+        _log.info("[%d/%d] %s: %s — %.2f h of audio in %.0f s, %.0fx realtime, ETA %d:%02d:%02d",
+                  self._already_done + done, self._total, os.path.basename(result["recording"]), outcome,
+                  seconds / 3600, elapsed, seconds / elapsed, eta // 3600, eta // 60 % 60, eta % 60)
 
 
 class SaveResultFn(beam.DoFn):
@@ -222,12 +224,14 @@ class CountCalls(beam.PTransform):
         decoded = (
             recordings
             | "DistributeRecordings" >> beam.Reshuffle()
-            | "Decode" >> beam.ParDo(DecodeRecordingFn(self._config)).with_outputs(FAILED_TAG, CHUNKS_TAG,
-                                                                                    main="recordings")
+            # Outputs kept apart as (tag, value) pairs (on_dask.SplitOutputs): the DaskRunner mixes a
+            # ParDo's tagged outputs.
+            | "Decode" >> on_dask.SplitOutputs(DecodeRecordingFn(self._config), FAILED_TAG, CHUNKS_TAG,
+                                               main="recordings")
         )
         # Each step below stays fused with the one before it: a Flatten would wait for every recording.
         counted = (
-            decoded.recordings
+            decoded["recordings"]
             | "ScoreRecordings" >> ScoreChunks(self._handler)
             | "AsOneChunk" >> beam.MapTuple(lambda recording, scored: (recording, [scored]))
             | "MergeCalls" >> self._merge()
