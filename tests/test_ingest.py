@@ -165,6 +165,7 @@ def test_a_held_out_fold_is_in_neither_split(tiny_dataset, tmp_path):
         ingest.run_ingestion(tiny_dataset, str(tmp_path / "again"), fold=(2, 3), held_out_fold=2)
 
 
+@pytest.mark.e2e  # a Beam ingestion job of its own
 def test_reviewed_snippets_are_ingested_as_clips_grouped_by_recording(tiny_dataset, tmp_path):
     import soundfile as sf
 
