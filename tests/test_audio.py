@@ -165,7 +165,8 @@ def test_streamed_decoding_matches_resampling_the_whole_file_at_once(tmp_path):
 def test_a_range_decodes_to_the_whole_file_samples_and_measuring_gives_its_length_and_loudness(
         tmp_path, extension, rate, channels):
     rng = np.random.default_rng(3)
-    data = tone(700, 25.0, rate, channels, amplitude=0.3) + rng.normal(0, 0.05, (25 * rate, channels)).astype(np.float32)
+    noise = rng.normal(0, 0.05, (25 * rate, channels)).astype(np.float32)
+    data = tone(700, 25.0, rate, channels, amplitude=0.3) + noise
     path = write_audio(str(tmp_path / f"long{extension}"), data, rate)  # several decode blocks long
     whole = audio.load_audio(path)
     length = audio.measure_audio(path)
@@ -173,7 +174,8 @@ def test_a_range_decodes_to_the_whole_file_samples_and_measuring_gives_its_lengt
     assert length.rms == pytest.approx(np.sqrt(np.mean(whole.astype(np.float64) ** 2)), rel=1e-6)
     n = len(whole)
     # From the start, across decode blocks, up to the end, and asking past the end.
-    for begin, end in [(0, 5_000), (123_457, 300_001), (20 * RATE + 3, 24 * RATE + 11), (n - 7_000, n), (n - 9, n + 50)]:
+    ranges = [(0, 5_000), (123_457, 300_001), (20 * RATE + 3, 24 * RATE + 11), (n - 7_000, n), (n - 9, n + 50)]
+    for begin, end in ranges:
         part = audio.load_range(path, begin, end)
         assert len(part) == len(whole[begin:end])
         if rate == RATE:

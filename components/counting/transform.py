@@ -81,7 +81,8 @@ class DecodeRecordingFn(beam.DoFn):
             info = sf.info(recording)
         except Exception:  # noqa: BLE001 (any failure: decoding whole reports it)
             return None
-        if self._windows(int(info.frames * features.SAMPLE_RATE / max(info.samplerate, 1))) <= self._config.chunk_windows:
+        header_samples = int(info.frames * features.SAMPLE_RATE / max(info.samplerate, 1))
+        if self._windows(header_samples) <= self._config.chunk_windows:
             return None
         return audio.measure_audio(recording)
 
