@@ -8,7 +8,9 @@ and carry on.
 """
 
 import io
+import math
 import os
+from typing import Iterable, Iterator, NamedTuple, Tuple
 
 import numpy as np
 import soundfile as sf
@@ -57,6 +59,84 @@ def load_audio(path: str, sample_rate: int = features.SAMPLE_RATE) -> np.ndarray
     Raises:
       AudioLoadError: the file is missing, unreadable, empty, not audio or corrupt.
     """
+    extension, source, size = _open(path)
+    pieces = list(_decoded(path, source, sample_rate))
+    samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+    finite = bool(np.all(np.isfinite(samples)))
+    peak = float(np.max(np.abs(samples))) if finite and samples.shape[0] else 0.0
+    _check_decoded(path, extension, size, samples.shape[0], finite, peak, sample_rate)
+    return samples.astype(np.float32, copy=False)
+
+
+class AudioLength(NamedTuple):
+    """What `measure_audio` finds: the length and loudness of a file's audio as `load_audio` returns it."""
+
+    num_samples: int  # len(load_audio(path, sample_rate))
+    rms: float  # root mean square of those samples
+
+
+def measure_audio(path: str, sample_rate: int = features.SAMPLE_RATE) -> AudioLength:
+    """The length and RMS of `load_audio(path, sample_rate)`, and the same checks, decoding the file block
+    by block without keeping its samples: memory holds one block, whatever the file's length.
+
+    Raises:
+      AudioLoadError: as load_audio.
+    """
+    extension, source, size = _open(path)
+    num_samples, squares, finite, peak = 0, 0.0, True, 0.0
+    for piece in _decoded(path, source, sample_rate):
+        num_samples += piece.shape[0]
+        if not piece.shape[0] or not finite:
+            continue
+        finite = bool(np.all(np.isfinite(piece)))
+        if finite:
+            peak = max(peak, float(np.max(np.abs(piece))))
+            squares += float(np.dot(piece.astype(np.float64), piece.astype(np.float64)))
+    _check_decoded(path, extension, size, num_samples, finite, peak, sample_rate)
+    return AudioLength(num_samples, float(np.sqrt(squares / num_samples)))
+
+
+# Source audio decoded before and after a range that `load_range` resamples, so that the resampling
+# filter (and an mp3 decoder after a seek) has settled by the range's first sample and not yet felt the
+# cut-off by its last.
+RANGE_MARGIN_SECONDS = 0.5
+
+
+def load_range(path: str, begin: int, end: int, sample_rate: int = features.SAMPLE_RATE) -> np.ndarray:
+    """`load_audio(path, sample_rate)[begin:end]`, decoding only that stretch of the file (plus a margin
+    of RANGE_MARGIN_SECONDS either side): the file is seeked at its own rate, the stretch averaged to
+    mono, resampled as load_audio does and the margins trimmed. Memory holds the range and one block.
+
+    Exactly load_audio's samples where the file is at `sample_rate` already; resampled, they differ by
+    float32 rounding in soxr's filter (about 1e-6 of full scale). A remote file (gs://...) is fetched
+    and decoded whole.
+
+    Raises:
+      AudioLoadError: the file cannot be read or decoded.
+    """
+    if "://" in path:
+        return load_audio(path, sample_rate)[begin:end]
+    try:
+        with sf.SoundFile(path) as sound:
+            rate = sound.samplerate
+            # Start on a source frame that falls on an output sample: `in_step` frames make `out_step` samples.
+            common = math.gcd(rate, sample_rate)
+            in_step, out_step = rate // common, sample_rate // common
+            margin = 0 if rate == sample_rate else int(RANGE_MARGIN_SECONDS * sample_rate)
+            first_out = max(begin - margin, 0) // out_step * out_step
+            first_in = first_out // out_step * in_step
+            stop_in = min(-(-(end + margin) // out_step) * in_step, sound.frames)
+            sound.seek(first_in)
+            pieces = list(_resampled(sound.blocks(_BLOCK_FRAMES, frames=stop_in - first_in, dtype="float32",
+                                                  always_2d=True), rate, sample_rate))
+    except (sf.LibsndfileError, RuntimeError, OSError) as error:
+        raise AudioLoadError(path, _decode_failure(error)) from error
+    samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+    return samples[begin - first_out : end - first_out].astype(np.float32, copy=False)
+
+
+def _open(path: str) -> Tuple[str, object, int]:
+    """(extension, what soundfile opens, size in bytes) of a file to decode, or AudioLoadError."""
     extension = os.path.splitext(path)[1].lower()
     if extension not in features.AUDIO_EXTENSIONS:
         raise AudioLoadError(
@@ -75,33 +155,45 @@ def load_audio(path: str, sample_rate: int = features.SAMPLE_RATE) -> np.ndarray
         raise AudioLoadError(path, f"unreadable: {getattr(error, 'strerror', None) or error}") from error
     if size == 0:
         raise AudioLoadError(path, "empty file (0 bytes)")
+    return extension, source, size
+
+
+def _decoded(path: str, source, sample_rate: int) -> Iterator[np.ndarray]:
+    """The file's audio as float32 mono pieces at `sample_rate`, decoded and resampled block by block:
+    memory holds one block, never the whole file at its own rate (1 h of 48 kHz stereo would be 1.4 GB)."""
     try:
         with sf.SoundFile(source) as sound:
-            if sound.samplerate == sample_rate:
-                pieces = [_mono(block) for block in sound.blocks(_BLOCK_FRAMES, dtype="float32", always_2d=True)]
-            else:
-                # Decode and resample block by block: memory holds the 16 kHz output and one block,
-                # never the whole file at its own rate (1 h of 48 kHz stereo would be 1.4 GB).
-                stream = soxr.ResampleStream(sound.samplerate, sample_rate, 1, dtype="float32", quality="HQ")
-                pieces = [
-                    stream.resample_chunk(_mono(block))
-                    for block in sound.blocks(_BLOCK_FRAMES, dtype="float32", always_2d=True)
-                ]
-                pieces.append(stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+            yield from _resampled(sound.blocks(_BLOCK_FRAMES, dtype="float32", always_2d=True),
+                                  sound.samplerate, sample_rate)
     except (sf.LibsndfileError, RuntimeError, OSError) as error:
         raise AudioLoadError(path, _decode_failure(error)) from error
-    samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
-    if samples.shape[0] == 0:
+
+
+def _resampled(blocks: Iterable[np.ndarray], from_rate: int, to_rate: int) -> Iterator[np.ndarray]:
+    """Blocks [frames, channels] at `from_rate` → mono pieces at `to_rate`, through one soxr stream."""
+    if from_rate == to_rate:
+        yield from (_mono(block) for block in blocks)
+        return
+    stream = soxr.ResampleStream(from_rate, to_rate, 1, dtype="float32", quality="HQ")
+    for block in blocks:
+        yield stream.resample_chunk(_mono(block))
+    yield stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+
+
+def _check_decoded(path: str, extension: str, size: int, num_samples: int, finite: bool, peak: float,
+                   sample_rate: int) -> None:
+    """AudioLoadError where decoded audio is empty, non-finite, far beyond full scale, or (mp3) longer
+    than its file's bytes can hold."""
+    if num_samples == 0:
         raise AudioLoadError(path, "empty: no audio frames")
-    if not np.all(np.isfinite(samples)):
+    if not finite:
         raise AudioLoadError(path, "corrupt: non-finite samples")
     # mpg123 resyncs through damaged data and may hand back garbage rather than an error.
-    if np.max(np.abs(samples)) > _MAX_PEAK:
+    if peak > _MAX_PEAK:
         raise AudioLoadError(path, "corrupt audio data: samples far beyond full scale")
-    seconds = samples.shape[0] / sample_rate
+    seconds = num_samples / sample_rate
     if extension == ".mp3" and size * 8 < _MIN_MP3_BITS_PER_SECOND * seconds:
         raise AudioLoadError(path, f"corrupt or truncated mp3: {size} bytes cannot hold {seconds:.0f} s of audio")
-    return samples.astype(np.float32, copy=False)
 
 
 # The forest recordings' format: 48 kHz stereo mp3 at a constant 128 kbit/s (libsndfile's compression

@@ -159,3 +159,35 @@ def test_streamed_decoding_matches_resampling_the_whole_file_at_once(tmp_path):
     streamed = audio.load_audio(path)
     assert len(streamed) == len(whole) == 25 * RATE
     assert np.max(np.abs(streamed - whole)) < 1e-3
+
+
+@pytest.mark.parametrize("extension,rate,channels", [(".wav", 16_000, 1), (".flac", 44_100, 2), (".mp3", 48_000, 2)])
+def test_a_range_decodes_to_the_whole_file_samples_and_measuring_gives_its_length_and_loudness(
+        tmp_path, extension, rate, channels):
+    rng = np.random.default_rng(3)
+    noise = rng.normal(0, 0.05, (25 * rate, channels)).astype(np.float32)
+    data = tone(700, 25.0, rate, channels, amplitude=0.3) + noise
+    path = write_audio(str(tmp_path / f"long{extension}"), data, rate)  # several decode blocks long
+    whole = audio.load_audio(path)
+    length = audio.measure_audio(path)
+    assert length.num_samples == len(whole) == 25 * RATE
+    assert length.rms == pytest.approx(np.sqrt(np.mean(whole.astype(np.float64) ** 2)), rel=1e-6)
+    n = len(whole)
+    # From the start, across decode blocks, up to the end, and asking past the end.
+    ranges = [(0, 5_000), (123_457, 300_001), (20 * RATE + 3, 24 * RATE + 11), (n - 7_000, n), (n - 9, n + 50)]
+    for begin, end in ranges:
+        part = audio.load_range(path, begin, end)
+        assert len(part) == len(whole[begin:end])
+        if rate == RATE:
+            np.testing.assert_array_equal(part, whole[begin:end])
+        else:  # resampled from another start: soxr's float32 rounding
+            np.testing.assert_allclose(part, whole[begin:end], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,content,reason", [("empty.wav", b"", "empty file"),
+                                                 ("text.mp3", b"not audio\n" * 100, "not audio")])
+def test_measuring_a_bad_file_raises_what_loading_it_does(tmp_path, name, content, reason):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(audio.AudioLoadError, match=reason):
+        audio.measure_audio(str(path))

@@ -15,7 +15,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
 
 from components import audio, counting, dataset, scoring, synthetic_data
-from components.counting import rules, scorer, windows
+from components.counting import rules, scorer, transform, windows
 from model import features
 from runners import count_calls
 from tests.helpers import tone, write_audio
@@ -271,6 +271,43 @@ def test_the_counting_transform_finds_each_call_once_and_counts_files_failures_a
     assert counters["audio_seconds"] == sum(seconds for seconds, _ in TONE_RECORDINGS.values())
     assert counters["num_inferences"] == 4  # RunInference's: one chunk each, two for the long one
     assert not os.path.exists(tmp_path / counting.PARTS_DIR)  # no output dir: nothing written
+
+
+def test_a_long_recording_is_decoded_chunk_by_chunk_where_it_is_scored_with_the_calls_it_had_decoded_whole(tmp_path):
+    rng = np.random.default_rng(5)
+    rate, (seconds, starts) = 44_100, TONE_RECORDINGS["long.wav"]  # resampled: load_range's harder case
+    stereo = rng.normal(0, 0.05, (int(seconds * rate), 2)).astype(np.float32)
+    for start in starts:
+        stereo[int(start * rate) : int((start + 2.0) * rate)] += tone(700, 2.0, rate, channels=2)
+    path = write_audio(str(tmp_path / "long.flac"), stereo, rate)
+    silent = str(tmp_path / "silent.flac")
+    sf.write(silent, np.zeros((int(seconds * rate), 2), dtype=np.float32), rate)
+    config = counting.CountingConfig(0.5, chunk_windows=counting.SCORE_BATCH)
+
+    # Decoding sends out chunk specs without samples, the chunks of the whole decoded recording otherwise.
+    specs = [output.value[1] for output in transform.DecodeRecordingFn(config).process(path)]
+    before = windows.split_chunk(counting.whole_chunk(path, audio.load_audio(path), config), config)
+    assert len(specs) == len(before) == 2 and all(spec.samples is None for spec in specs)
+    for spec, chunk in zip(specs, before):
+        loaded = transform.load_chunk((path, spec), config.window_samples)[1]
+        assert (loaded.first_window, loaded.offset, loaded.own, loaded.seconds, loaded.keep_from_s, loaded.keep_to_s) \
+            == (chunk.first_window, chunk.offset, chunk.own, chunk.seconds, chunk.keep_from_s, chunk.keep_to_s)
+        np.testing.assert_array_equal(loaded.starts, chunk.starts)
+        np.testing.assert_allclose(loaded.samples, chunk.samples, rtol=0, atol=1e-6)
+    [(_, quiet)] = transform.DecodeRecordingFn(config).process(silent)  # silence: one chunk, no windows
+    assert len(quiet.starts) == 0 and quiet.seconds == pytest.approx(seconds)
+
+    results = {}
+    for name, chunk_windows in (("split", counting.SCORE_BATCH), ("whole", 7 * counting.SCORE_BATCH)):
+        config = counting.CountingConfig(0.5, chunk_windows=chunk_windows)
+        os.makedirs(tmp_path / name / counting.PARTS_DIR)
+        handler = counting.ChunkScorerHandler(functools.partial(counting.RecordingScorer, ToneModel(), config))
+        with TestPipeline() as pipeline:
+            _ = pipeline | beam.Create([path, silent]) | counting.CountCalls(config, handler, str(tmp_path / name))
+        results[name] = counting.load_parts(str(tmp_path / name))
+    assert results["split"][path]["calls"] == results["whole"][path]["calls"] == len(starts)
+    np.testing.assert_allclose(results["split"][path]["detections"], results["whole"][path]["detections"], atol=1e-4)
+    assert results["split"][silent]["calls"] == results["whole"][silent]["calls"] == 0
 
 
 @pytest.fixture(scope="module")

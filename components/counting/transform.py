@@ -5,6 +5,7 @@ Decode each recording (`DecodeRecordingFn`), score its chunks through Beam's Run
 part file (`SaveResultFn`). Files, failures and audio seconds are Beam counters in METRICS_NAMESPACE.
 """
 
+import dataclasses
 import logging
 import os
 import threading
@@ -12,6 +13,8 @@ import time
 from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import apache_beam as beam
+import numpy as np
+import soundfile as sf
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.ml.inference.base import ModelHandler, RunInference
@@ -20,7 +23,7 @@ from components import audio, on_dask
 from components.counting import outputs, rules
 from components.counting.config import CountingConfig
 from components.counting.scorer import RecordingScorer, ScoredChunk
-from components.counting.windows import Chunk, split_chunk, whole_chunk
+from components.counting.windows import Chunk, recording_chunk, split_chunk, whole_chunk, window_starts
 from model import features
 
 METRICS_NAMESPACE = "counting"
@@ -52,7 +55,13 @@ def counters(result: beam.runners.runner.PipelineResult) -> Dict[str, int]:
 class DecodeRecordingFn(beam.DoFn):
     """recording path → (recording, Chunk): the whole recording, or tagged CHUNKS_TAG, the chunks of a
     long one for other workers to score; a file that cannot be counted → its failed result, tagged
-    FAILED_TAG. Counts files, failures and audio seconds."""
+    FAILED_TAG. Counts files, failures and audio seconds.
+
+    A local recording longer than one chunk by its header is never held whole: it is streamed through
+    once for its exact length and loudness (`audio.measure_audio`), and its chunks go out as specs
+    without samples, each decoded where it is scored (`load_chunk`), so memory stays flat whatever the
+    recording's length.
+    """
 
     def __init__(self, config: CountingConfig):
         self._config = config
@@ -60,12 +69,33 @@ class DecodeRecordingFn(beam.DoFn):
         self._failed = Metrics.counter(METRICS_NAMESPACE, "failed")
         self._audio_seconds = Metrics.counter(METRICS_NAMESPACE, "audio_seconds")
 
+    def _windows(self, num_samples: int) -> int:
+        return len(window_starts(num_samples, self._config.window_samples, self._config.hop_samples))
+
+    def _measured_if_long(self, recording: str) -> Optional[audio.AudioLength]:
+        """The length and RMS of a local recording of more than one chunk by its header; else None (to be
+        decoded whole, as are remote files and files whose header cannot be read: load_audio says why)."""
+        if "://" in recording:
+            return None
+        try:
+            info = sf.info(recording)
+        except Exception:  # noqa: BLE001 (any failure: decoding whole reports it)
+            return None
+        header_samples = int(info.frames * features.SAMPLE_RATE / max(info.samplerate, 1))
+        if self._windows(header_samples) <= self._config.chunk_windows:
+            return None
+        return audio.measure_audio(recording)
+
     def process(self, recording: str):
         self._files.inc()
         try:
-            waveform = audio.load_audio(recording)
-            seconds = len(waveform) / features.SAMPLE_RATE
-            if len(waveform) < self._config.window_samples:
+            measured = self._measured_if_long(recording)
+            if measured is not None and self._windows(measured.num_samples) <= self._config.chunk_windows:
+                measured = None  # one chunk after all (the header's length was near): decoded whole
+            waveform = audio.load_audio(recording) if measured is None else None
+            num_samples = len(waveform) if measured is None else measured.num_samples
+            seconds = num_samples / features.SAMPLE_RATE
+            if num_samples < self._config.window_samples:
                 raise audio.AudioLoadError(
                     recording, f"too short: {seconds:.2f} s, shorter than one {self._config.window_seconds:g} s window"
                 )
@@ -75,12 +105,27 @@ class DecodeRecordingFn(beam.DoFn):
                                                         "seconds": 0.0, "reason": error.reason})
             return
         self._audio_seconds.inc(round(seconds))
-        chunks = split_chunk(whole_chunk(recording, waveform, self._config), self._config)
-        if len(chunks) == 1:
-            yield recording, chunks[0]
+        if measured is None:
+            whole = whole_chunk(recording, waveform, self._config)
+        else:
+            whole = recording_chunk(recording, num_samples, measured.rms, self._config)
+        chunks = split_chunk(whole, self._config)
+        if len(chunks) == 1:  # a silent long recording (no windows) keeps no samples either
+            chunk = chunks[0]
+            yield recording, chunk if chunk.samples is not None else dataclasses.replace(
+                chunk, samples=np.zeros(0, dtype=np.float32))
             return
         for chunk in chunks:
             yield beam.pvalue.TaggedOutput(CHUNKS_TAG, (recording, chunk))
+
+
+def load_chunk(keyed_chunk: Tuple[str, Chunk], window: int) -> Tuple[str, Chunk]:
+    """(recording, chunk spec) → (recording, chunk) with its samples, decoded from the recording's file
+    (`audio.load_range`); a chunk that has its samples is passed on as it is."""
+    recording, chunk = keyed_chunk
+    if chunk.samples is None:
+        chunk = dataclasses.replace(chunk, samples=audio.load_range(recording, chunk.offset, chunk.end(window)))
+    return recording, chunk
 
 
 class ChunkScorerHandler(ModelHandler[Tuple[str, Chunk], Tuple[str, ScoredChunk], RecordingScorer]):
@@ -240,6 +285,8 @@ class CountCalls(beam.PTransform):
         counted_long = (
             decoded[CHUNKS_TAG]
             | "DistributeChunks" >> beam.Reshuffle()
+            # Decoded here, on the worker that scores the chunk, fused with its scoring.
+            | "LoadChunks" >> beam.Map(load_chunk, self._config.window_samples)
             | "ScoreChunks" >> ScoreChunks(self._handler)
             | "GroupByRecording" >> beam.GroupByKey()
             | "MergeChunkCalls" >> self._merge()

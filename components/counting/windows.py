@@ -2,7 +2,7 @@
 the windows' frame scores or spectrograms join into one track or spectrogram of the recording."""
 
 import dataclasses
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -45,22 +45,35 @@ class Chunk:
     offset: int  # sample of the recording where `samples` begins
     starts: np.ndarray  # window starts, in samples of the recording, context windows included
     own: Tuple[int, int]  # the own windows: starts[own[0]:own[1]]
-    samples: np.ndarray
+    samples: Optional[np.ndarray]  # None in a chunk spec: loaded where the chunk is scored
     seconds: float  # length of the whole recording
     keep_from_s: float = -np.inf  # the stretch whose frame scores this chunk gives, by frame centre
     keep_to_s: float = np.inf
 
+    def end(self, window: int) -> int:
+        """The sample of the recording where the chunk's samples end, for windows of `window` samples."""
+        return int(self.starts[-1]) + window if len(self.starts) else self.offset
+
 
 def whole_chunk(recording: str, waveform: np.ndarray, config: CountingConfig) -> Chunk:
     """All of a recording as one chunk, with its windows (none for silence: nothing to count or score)."""
-    starts = window_starts(len(waveform), config.window_samples, config.hop_samples)
-    if np.sqrt(np.mean(waveform**2)) < SILENCE_RMS:
+    return recording_chunk(recording, len(waveform), float(np.sqrt(np.mean(waveform**2))), config, waveform)
+
+
+def recording_chunk(recording: str, num_samples: int, rms: float, config: CountingConfig,
+                    samples: Optional[np.ndarray] = None) -> Chunk:
+    """All of a recording of `num_samples` samples and loudness `rms` as one chunk, with its windows
+    (none for silence); without `samples`, a chunk spec: the samples are loaded where it is scored
+    (`Chunk.end`, `audio.load_range`)."""
+    starts = window_starts(num_samples, config.window_samples, config.hop_samples)
+    if rms < SILENCE_RMS:
         starts = starts[:0]
-    return Chunk(recording, 0, 0, starts, (0, len(starts)), waveform, len(waveform) / features.SAMPLE_RATE)
+    return Chunk(recording, 0, 0, starts, (0, len(starts)), samples, num_samples / features.SAMPLE_RATE)
 
 
 def split_chunk(whole: Chunk, config: CountingConfig) -> List[Chunk]:
-    """A recording's whole chunk as chunks of `config.chunk_windows` own windows (itself if it has no more)."""
+    """A recording's whole chunk as chunks of `config.chunk_windows` own windows (itself if it has no more);
+    a chunk spec (no samples) as chunk specs."""
     starts, step, window = whole.starts, config.chunk_windows, config.window_samples
     if len(starts) <= step:
         return [whole]
@@ -72,7 +85,7 @@ def split_chunk(whole: Chunk, config: CountingConfig) -> List[Chunk]:
         lo, hi = max(first - 1, 0), min(last + 1, len(starts))  # with the context windows
         begin, end = int(starts[lo]), int(starts[hi - 1]) + window
         chunks.append(Chunk(whole.recording, first, begin, starts[lo:hi], (first - lo, last - lo),
-                            whole.samples[begin:end].copy(), whole.seconds,
+                            None if whole.samples is None else whole.samples[begin:end].copy(), whole.seconds,
                             keep_from_s=boundaries_s[first - 1] if first else -np.inf,
                             keep_to_s=boundaries_s[last - 1] if last < len(starts) else np.inf))
     return chunks
