@@ -169,9 +169,9 @@ def run_ingestion(
         added, review = reviewed_clips(reviewed)
         clips = clips + added
     # Labels come from the folders, so the paths cover them; a review's labels, from its hash.
+    settings = f"{eval_percent}|{fold}|{held_out_fold}|{pad}|{_RECORD_VERSION}"
     fingerprint = files.fingerprint([clip.path for clip in clips],
-                                    f"{eval_percent}|{fold}|{held_out_fold}|{pad}|{_RECORD_VERSION}|"
-                                    f"{review and review['sha256']}")
+                                    settings + (f"|{review['sha256']}" if review else ""))
     previous = _previous_summary(output_dir)
     if previous and previous.get("fingerprint") == fingerprint:
         # Same files, same settings: keep the records, so the pipeline's cache stays valid too.
