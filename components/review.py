@@ -133,6 +133,7 @@ def window_scores(model_dir: str, path: str, hop_seconds: float, scorer=None) ->
       components.audio.AudioLoadError: the recording cannot be read.
     """
     from components import counting, scoring
+    from components.counting import scorer as counting_scorer
     from components.counting import windows as counting_windows
 
     if scorer is None:  # the process's one loaded model, which counting shares
@@ -141,10 +142,8 @@ def window_scores(model_dir: str, path: str, hop_seconds: float, scorer=None) ->
     waveform = audio.load_audio(path)
     hop = int(round(hop_seconds * features.SAMPLE_RATE))
     starts = counting_windows.window_starts(len(waveform), features.CLIP_SAMPLES, hop)
-    windows = np.lib.stride_tricks.sliding_window_view(waveform, features.CLIP_SAMPLES)
-    batch = counting.SCORE_BATCH
-    scores = [scorer(np.ascontiguousarray(windows[starts[i : i + batch]])) for i in range(0, len(starts), batch)]
-    return starts / features.SAMPLE_RATE, np.concatenate(scores) if scores else np.zeros(0, np.float32)
+    scores = counting_scorer.window_probabilities(waveform, starts, scorer, features.CLIP_SAMPLES)
+    return starts / features.SAMPLE_RATE, scores
 
 
 def cells_of(starts_s: np.ndarray, window_seconds: float = features.CLIP_SECONDS) -> np.ndarray:

@@ -79,6 +79,14 @@ def _through_in_batches(signature, waveform: np.ndarray, starts: np.ndarray, win
     ])
 
 
+def window_probabilities(waveform: np.ndarray, starts: np.ndarray, model, window: int) -> np.ndarray:
+    """Each window's probability float32[windows] (the windows starting at `starts`, samples), through
+    `model` itself (a WindowScorer's window signature, or any callable on float32[n, window])."""
+    if len(starts) == 0:
+        return np.zeros(0, dtype=np.float32)
+    return _through_in_batches(model, waveform, starts, window)
+
+
 def score_windows(waveform: np.ndarray, starts: np.ndarray, model, window: int) -> np.ndarray:
     """Frame scores [windows, frames] of the windows starting at `starts` (samples), through `model.frames`."""
     if len(starts) == 0:
