@@ -11,7 +11,9 @@ Every training t and test fold k (of the source groups, XC<id> / sound name) get
 nothing of fold k: `runners/local_runner.py --fold k+1 N --held-out-fold k` trains on the other three
 folds, with fold k+1 as its eval split (the Evaluator, the eval-clip threshold), and fold k left out.
 The 15 real call-free recordings of `Forest Backgrounds/` are dealt to the folds in turn (sorted by name,
-background i to fold i mod N), so each fold has its own.
+background i to fold i mod N), so each fold has its own; the model trains on the windows of the three
+training folds' backgrounds, as a production run trains on its train split's (--no-site-training: on
+the clips only, the baseline).
 
 Fold k's test sets (bench/planted.py, 48 kHz stereo 128 kbit/s mp3, calls at -6..+6 dB around the
 background, half of them 2-6 s after the previous one):
@@ -72,10 +74,15 @@ def fold_clips(data_root: str, fold: int, folds: int):
     return [c for c in dataset.list_labelled_clips(data_root) if dataset.fold_of(c.group, folds) == fold]
 
 
+def backgrounds_dir(data_root: str) -> str:
+    return os.path.join(data_root, dataset.BACKGROUNDS_DIR)
+
+
 def fold_backgrounds(data_root: str, fold: int, folds: int):
-    """Fold `fold`'s share of the call-free background recordings: the i-th (by name) goes to fold i mod N."""
-    paths = counting.list_recordings(os.path.join(data_root, dataset.BACKGROUNDS_DIR))
-    return [path for i, path in enumerate(paths) if i % folds == fold]
+    """Fold `fold`'s share of the call-free background recordings, dealt as ingestion deals them for
+    training (dataset.site_background_clips: the i-th by name to fold i mod N)."""
+    clips = dataset.site_background_clips(counting.list_recordings(backgrounds_dir(data_root)))
+    return [clip.path for clip in clips if dataset.clip_fold(clip, folds) == fold]
 
 
 def test_sets(args, fold: int) -> dict:
@@ -102,7 +109,8 @@ def train(args, seeds, fold: int):
     if not (args.reuse_models and os.path.exists(os.path.join(fold_dir, "report.json"))):
         _, wall = run_local_pipeline(args.data_root, fold_dir, constants.ARCHITECTURE_DEFAULT,
                                      ((fold + 1) % args.folds, args.folds), quiet=True, ensemble_seeds=seeds,
-                                     held_out_fold=fold)
+                                     held_out_fold=fold,
+                                     train_backgrounds=backgrounds_dir(args.data_root) if args.site_training else "")
         with open(os.path.join(fold_dir, "wall.json"), "w") as f:
             json.dump({"wall": wall}, f)
     with open(os.path.join(fold_dir, "report.json")) as f:
@@ -117,12 +125,14 @@ def site_calibration(args, fold_dir: str, report: dict, model_dir: str, fold: in
     examples) planted into every background but fold k's, as a production run calibrates on all the site's."""
     examples = glob.glob(os.path.join(fold_dir, "pipeline", "ImportExampleGen", "examples", "*"))[0]
     others = [path for k in range(args.folds) if k != fold for path in fold_backgrounds(args.data_root, k, args.folds)]
+    if args.calibrate_on == "untrained":  # only the eval fold's: the others are training data when site-trained
+        others = fold_backgrounds(args.data_root, (fold + 1) % args.folds, args.folds)
     usable, failures = calibration.load_backgrounds(others)
     assert not failures, failures
     result = calibration.calibrate(scoring.WindowScorer(model_dir), count_calibrator.eval_calls(examples), usable,
                                    report["threshold"])
-    calibration.write_plot(result, report["threshold"], os.path.join(fold_dir, calibration.CALIBRATION_PNG))
-    with open(os.path.join(fold_dir, calibration.CALIBRATION_JSON), "w") as f:
+    calibration.write_plot(result, report["threshold"], os.path.join(fold_dir, _tagged(args, calibration.CALIBRATION_PNG)))
+    with open(os.path.join(fold_dir, _tagged(args, calibration.CALIBRATION_JSON)), "w") as f:
         json.dump(result, f)
     return result
 
@@ -148,9 +158,15 @@ def count(model_dir: str, recordings, out_dir: str, point: dict) -> dict:
     return {**scores, "unmatched": unmatched, "hours": summary["audio_hours"]}
 
 
+def _tagged(args, name: str) -> str:
+    """A result file's name for this calibration variant (the default keeps its plain name)."""
+    stem, extension = os.path.splitext(name)
+    return name if args.calibrate_on == "others" else f"{stem}_{args.calibrate_on}{extension}"
+
+
 def run_fold(args, seeds, fold: int) -> dict:
     fold_dir, report = train(args, seeds, fold)
-    saved = os.path.join(fold_dir, "row.json")
+    saved = os.path.join(fold_dir, _tagged(args, "row.json"))
     if args.reuse_counts and os.path.exists(saved):
         with open(saved) as f:
             return json.load(f)
@@ -177,7 +193,8 @@ def run_fold(args, seeds, fold: int) -> dict:
             continue
         row[name] = {"f1": f1_at(labels, scores, point["threshold"])}
         for kind in ("forest", "hard", "plain"):
-            row[name][kind] = count(model_dir, sets[kind], os.path.join(fold_dir, f"counts_{name}_{kind}"), point)
+            row[name][kind] = count(model_dir, sets[kind], os.path.join(fold_dir, _tagged(args, f"counts_{name}_{kind}")),
+                                    point)
     print(json.dumps({k: row[k] for k in ("fold", "points", *POINTS)}), flush=True)
     with open(saved, "w") as f:
         json.dump(row, f)
@@ -259,6 +276,12 @@ def main():
                         help="one training per item: the ensemble's seeds, space-separated")
     parser.add_argument("--forest-recordings", type=int, default=40)
     parser.add_argument("--hard-recordings", type=int, default=20)
+    parser.add_argument("--no-site-training", dest="site_training", action="store_false",
+                        help="train on the clips only, as before the site backgrounds were training data (the "
+                             "baseline; default: the other folds' backgrounds are training windows too)")
+    parser.add_argument("--calibrate-on", choices=("others", "untrained"), default="others",
+                        help="site calibration's backgrounds: every fold's but the test fold's (default), or only "
+                             "the eval fold's, which a site-trained model has not trained on")
     parser.add_argument("--reuse-models", action="store_true",
                         help="folds already trained in OUTPUT_DIR keep their models: only calibration and counting run")
     parser.add_argument("--reuse-counts", action="store_true",
@@ -272,7 +295,7 @@ def main():
     for text in args.trainings:
         seeds = [int(s) for s in text.split()]
         rows = [run_fold(args, seeds, k) for k in (args.only_folds or range(args.folds))]
-        with open(os.path.join(args.output_dir, f"seeds-{'-'.join(map(str, seeds))}.json"), "w") as f:
+        with open(os.path.join(args.output_dir, _tagged(args, f"seeds-{'-'.join(map(str, seeds))}.json")), "w") as f:
             json.dump(rows, f)
         print_training(seeds, rows)
         trainings.append((seeds, rows))

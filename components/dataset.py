@@ -3,10 +3,11 @@
     <root>/Parsed_Capuchinbird_Clips/<group>-<n>.<ext>      positives (label 1)
     <root>/Parsed_Not_Capuchinbird_Clips/<group>-<n>.<ext>  negatives (label 0)
     <root>/Forest Recordings/*.mp3                          unlabelled recordings to count
-    <root>/Forest Backgrounds/*.mp3                         call-free recordings of the site (calibration)
+    <root>/Forest Backgrounds/*.mp3                         call-free recordings of the site (training, calibration)
 
 Clips cut from one source (`XC<id>` or one sound effect) are near-duplicates, so the split is
-decided per group, never per clip: otherwise eval scores leak.
+decided per group, never per clip: otherwise eval scores leak. A site background recording is one
+group (`site-<name>`), cut into non-call windows at ingestion.
 """
 
 import dataclasses
@@ -14,6 +15,8 @@ import hashlib
 import os
 import re
 from typing import List, Optional, Tuple
+
+from model import features
 
 POSITIVE_DIR = "Parsed_Capuchinbird_Clips"
 NEGATIVE_DIR = "Parsed_Not_Capuchinbird_Clips"
@@ -28,6 +31,8 @@ SPLITS = (TRAIN_SPLIT, EVAL_SPLIT)
 # and a smaller share can leave too few eval calls to measure recall.
 DEFAULT_EVAL_PERCENT = 30
 
+SITE_GROUP_PREFIX = features.SITE_GROUP_PREFIX
+
 _CLIP_NUMBER = re.compile(r"-\d+$")
 
 
@@ -37,6 +42,10 @@ class LabelledClip:
     label: int
     group: str
     offset_seconds: float = 0.0  # where the clip starts in its file (reviewed snippets carry context)
+    # A call-free recording of the site: ingestion cuts it into non-call windows (site_background_clips).
+    recording: bool = False
+    # Its k-fold fold where it is dealt rather than hashed (site backgrounds: few, and whole recordings).
+    dealt_fold: Optional[int] = None
 
 
 def group_of(filename: str) -> str:
@@ -63,6 +72,27 @@ def split_of(group: str, eval_percent: int = DEFAULT_EVAL_PERCENT, fold: Optiona
 def fold_of(group: str, folds: int) -> int:
     """The fold (0..folds-1) a group belongs to in grouped k-fold cross-validation."""
     return _digest(group) % folds
+
+
+def clip_fold(clip: LabelledClip, folds: int) -> int:
+    """A clip's fold: dealt (site backgrounds), else its group's hash."""
+    return clip.dealt_fold % folds if clip.dealt_fold is not None else fold_of(clip.group, folds)
+
+
+def clip_split(clip: LabelledClip, eval_percent: int = DEFAULT_EVAL_PERCENT,
+               fold: Optional[Tuple[int, int]] = None) -> str:
+    """'train' or 'eval' for a clip: split_of its group, except that in k-fold a dealt clip follows its fold."""
+    if fold is not None and clip.dealt_fold is not None:
+        return EVAL_SPLIT if clip_fold(clip, fold[1]) == fold[0] else TRAIN_SPLIT
+    return split_of(clip.group, eval_percent, fold)
+
+
+def site_background_clips(paths: List[str]) -> List[LabelledClip]:
+    """Call-free site recordings as non-call sources, one group each. In k-fold they are dealt in turn
+    (the i-th by name to fold i mod n), which keeps 15 recordings at 3 per fold where hashing would not."""
+    return [LabelledClip(path, 0, SITE_GROUP_PREFIX + os.path.splitext(os.path.basename(path))[0],
+                         recording=True, dealt_fold=index)
+            for index, path in enumerate(sorted(paths))]
 
 
 def _digest(group: str) -> int:

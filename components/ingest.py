@@ -1,6 +1,7 @@
 """Clip ingestion: labelled audio files → gzipped TFRecords of 3 s 16 kHz waveforms, split by group.
 
     OUT/train/clips-*.tfrecord.gz   tf.Example {audio, audio_mp3, label, source, group}
+                                    (clips, and windows of the site's call-free backgrounds as non-calls)
     OUT/eval/clips-*.tfrecord.gz
     OUT/failures.csv                path,reason for every file that could not be decoded
     OUT/summary.json                clips per split and label, failures
@@ -35,6 +36,7 @@ _METRICS_NAMESPACE = "ingest"
 # Bump when the records' content changes, so earlier ingestions are redone (2: the mp3 round trip).
 _RECORD_VERSION = 2
 LABEL_NAMES = {1: "call", 0: "not_call"}
+SITE_WINDOWS = "site_windows"  # of the not_call examples, those cut from site backgrounds
 
 
 def _counter_name(split: str, label: int) -> str:
@@ -51,29 +53,51 @@ class DecodeClipFn(beam.DoFn):
         self._failed = Metrics.counter(_METRICS_NAMESPACE, "failed")
 
     def process(self, clip: dataset.LabelledClip):
-        import tensorflow as tf  # heavy: imported on the worker, not at pipeline construction
-
         try:
-            waveform = audio.load_clip(clip.path, self._pad, clip.offset_seconds)
+            if clip.recording:
+                windows = list(site_windows(audio.load_audio(clip.path)))
+            else:
+                windows = [(0.0, audio.load_clip(clip.path, self._pad, clip.offset_seconds))]
         except audio.AudioLoadError as error:
             logging.warning("Skipping %s", error)
             self._failed.inc()
             yield beam.pvalue.TaggedOutput(FAILURES_TAG, (clip.path, error.reason))
             return
-        split = dataset.split_of(clip.group, self._eval_percent, self._fold)
-        Metrics.counter(_METRICS_NAMESPACE, _counter_name(split, clip.label)).inc()
-        example = tf.train.Example(
-            features=tf.train.Features(
-                feature={
-                    features.AUDIO_KEY: _floats_feature(waveform),
-                    features.AUDIO_MP3_KEY: _floats_feature(audio.mp3_round_trip(waveform)),
-                    features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[clip.label])),
-                    features.SOURCE_KEY: _bytes_feature(os.path.basename(clip.path)),
-                    features.GROUP_KEY: _bytes_feature(clip.group),
-                }
-            )
+        split = dataset.clip_split(clip, self._eval_percent, self._fold)
+        name = os.path.basename(clip.path)
+        for start, waveform in windows:
+            Metrics.counter(_METRICS_NAMESPACE, _counter_name(split, clip.label)).inc()
+            if clip.recording:
+                Metrics.counter(_METRICS_NAMESPACE, f"{split}_{SITE_WINDOWS}").inc()
+            source = f"{name}@{start:g}s" if clip.recording else name
+            yield split, _example(waveform, clip.label, source, clip.group)
+
+
+def site_windows(samples):
+    """(start s, 3 s window) of a call-free site recording, one every SITE_WINDOW_STEP_SECONDS; a
+    recording shorter than a window gives one, zero-padded."""
+    step = int(features.SITE_WINDOW_STEP_SECONDS * features.SAMPLE_RATE)
+    for begin in range(0, max(1, len(samples) - features.CLIP_SAMPLES + 1), step):
+        window = audio.fixed_length(samples[begin : begin + features.CLIP_SAMPLES], features.CLIP_SAMPLES,
+                                    features.PAD_BACK)
+        yield begin / features.SAMPLE_RATE, window
+
+
+def _example(waveform, label: int, source: str, group: str) -> bytes:
+    import tensorflow as tf  # heavy: imported on the worker, not at pipeline construction
+
+    example = tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                features.AUDIO_KEY: _floats_feature(waveform),
+                features.AUDIO_MP3_KEY: _floats_feature(audio.mp3_round_trip(waveform)),
+                features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                features.SOURCE_KEY: _bytes_feature(source),
+                features.GROUP_KEY: _bytes_feature(group),
+            }
         )
-        yield split, example.SerializeToString()
+    )
+    return example.SerializeToString()
 
 
 def _floats_feature(values):
@@ -138,6 +162,7 @@ def run_ingestion(
     fold: Optional[Tuple[int, int]] = None,
     held_out_fold: Optional[int] = None,
     reviewed: Optional[str] = None,
+    backgrounds: Optional[str] = None,
 ) -> Dict:
     """Ingests every labelled clip under `data_root` into `output_dir` and returns the summary.
 
@@ -155,21 +180,31 @@ def run_ingestion(
         nothing of the run (training, the Evaluator, calibration) has seen (bench/accuracy.py).
       reviewed: a review's labels CSV (runners/review.py): its labelled snippets are added as clips,
         grouped by recording (components/reviewed.py); the summary records the file and its hash.
+      backgrounds: a folder or glob of call-free recordings of the site: each becomes a non-call group,
+        cut into windows (site_windows), so the model learns the site's own sounds are not calls. In
+        k-fold they are dealt to folds in turn (dataset.site_background_clips).
 
     Returns:
       {'clips': {split: {label name: n}}, 'failures': n, 'files': n, 'wall_seconds': s, ...}.
     """
     clips = dataset.list_labelled_clips(data_root)
+    if backgrounds:
+        from components.counting import list_recordings
+
+        clips += dataset.site_background_clips(list_recordings(backgrounds))
     if held_out_fold is not None:
         if fold is None or not 0 <= held_out_fold < fold[1] or held_out_fold == fold[0]:
             raise ValueError(f"held_out_fold {held_out_fold} needs a k-fold split of which it is another fold")
-        clips = [clip for clip in clips if dataset.fold_of(clip.group, fold[1]) != held_out_fold]
+        clips = [clip for clip in clips if dataset.clip_fold(clip, fold[1]) != held_out_fold]
     review = None
     if reviewed:
         added, review = reviewed_clips(reviewed)
         clips = clips + added
     # Labels come from the folders, so the paths cover them; a review's labels, from its hash.
     settings = f"{eval_percent}|{fold}|{held_out_fold}|{pad}|{_RECORD_VERSION}"
+    site = [clip.path for clip in clips if clip.recording]
+    if site:  # only then, so ingestions without backgrounds (and the pipeline's cache) stay valid
+        settings += f"|site every {features.SITE_WINDOW_STEP_SECONDS:g} s"
     fingerprint = files.fingerprint([clip.path for clip in clips],
                                     settings + (f"|{review['sha256']}" if review else ""))
     previous = _previous_summary(output_dir)
@@ -202,6 +237,8 @@ def run_ingestion(
             split: {name: int(counters.get(_counter_name(split, label), 0)) for label, name in LABEL_NAMES.items()}
             for split in dataset.SPLITS
         },
+        SITE_WINDOWS: {split: int(counters.get(f"{split}_{SITE_WINDOWS}", 0)) for split in dataset.SPLITS},
+        "site_backgrounds": len(site),
         "failures": int(counters.get("failed", 0)),
         "eval_percent": eval_percent,
         "fold": list(fold) if fold else None,

@@ -118,8 +118,10 @@ class WriteShardsFn(beam.DoFn):
                 continue
             split, record = output
             self._writer(split).write(record)
-            name = ingest._counter_name(split, clip.label)
-            self._counters[name] = self._counters.get(name, 0) + 1
+            names = [ingest._counter_name(split, clip.label)] + ([f"{split}_{ingest.SITE_WINDOWS}"]
+                                                                  if clip.recording else [])
+            for name in names:
+                self._counters[name] = self._counters.get(name, 0) + 1
 
     def _writer(self, split: str):
         if split not in self._writers:

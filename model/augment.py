@@ -2,7 +2,8 @@
 
 A call clip is either used as recorded or planted into a background of non-call clips at a random
 place and loudness, as calls sit in a forest recording; non-calls are joined and mixed with other
-non-calls. Each example carries, per model frame (40 ms), whether the call is there ("inside") and
+non-calls. Where the run has windows of the site's own background, calls are planted into those and
+they are mixed under non-calls, half of the time. Each example carries, per model frame (40 ms), whether the call is there ("inside") and
 whether the frame must score as background ("outside"), so the model learns where calls are, not
 just that a window holds one. Clips come as recorded or after the mp3 round trip, at random gains.
 The waveform draws are stateless, keyed by (seed, example number), so they repeat run after run
@@ -128,13 +129,22 @@ def is_call(example) -> tf.Tensor:
     return tf.reduce_all(example[features.LABEL_KEY] == 1)
 
 
-def training_examples(examples: tf.data.Dataset, batch_size: int, seed: int = constants.SEED) -> tf.data.Dataset:
+def is_site(example) -> tf.Tensor:
+    """Whether a raw example is a window of a site background recording (its group's prefix)."""
+    group = tf.reshape(example[features.GROUP_KEY], [-1])[0]
+    return tf.strings.substr(group, 0, len(features.SITE_GROUP_PREFIX)) == features.SITE_GROUP_PREFIX
+
+
+def training_examples(examples: tf.data.Dataset, batch_size: int, seed: int = constants.SEED,
+                      site: bool = False) -> tf.data.Dataset:
     """Endless batches of freshly augmented training windows, half of them with a call.
 
     Args:
-      examples: unbatched raw examples {audio, audio_mp3: float32[48000], label: int64[1]}.
+      examples: unbatched raw examples {audio, audio_mp3: float32[48000], label: int64[1], group: bytes[1]}.
       batch_size: windows per batch (even).
       seed: the same seed gives the same batches.
+      site: whether `examples` hold site background windows (is_site): then calls are planted into them and
+        they are mixed under non-calls, SITE_BACKGROUND_PROBABILITY of the time, and never stand alone.
 
     Returns:
       (audio float32[batch, 48000], frame targets float32[batch, MODEL_FRAMES, 2]) batches.
@@ -143,8 +153,15 @@ def training_examples(examples: tf.data.Dataset, batch_size: int, seed: int = co
     calls = examples.filter(is_call)
     others = examples.filter(lambda e: tf.logical_not(is_call(e)))
     stream = lambda ds, n: ds.shuffle(1024, seed=seed + n).repeat()  # noqa: E731
-    with_calls = tf.data.Dataset.zip((stream(calls, 0), stream(others, 1), stream(others, 2))).enumerate()
-    without = tf.data.Dataset.zip((stream(others, 3), stream(others, 4), stream(others, 5))).enumerate()
+    backgrounds = lambda n: stream(others, n)  # noqa: E731
+    if site:
+        windows = others.filter(is_site)
+        others = others.filter(lambda e: tf.logical_not(is_site(e)))
+        p = constants.SITE_BACKGROUND_PROBABILITY
+        backgrounds = lambda n: tf.data.Dataset.sample_from_datasets(  # noqa: E731
+            [stream(others, n), stream(windows, 10 + n)], [1.0 - p, p], seed=seed + 20 + n)
+    with_calls = tf.data.Dataset.zip((stream(calls, 0), backgrounds(1), stream(others, 2))).enumerate()
+    without = tf.data.Dataset.zip((stream(others, 3), stream(others, 4), backgrounds(5))).enumerate()
     parallel = tf.data.AUTOTUNE
     alternate = tf.data.Dataset.range(2).repeat()
     return (

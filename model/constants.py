@@ -43,6 +43,11 @@ JOIN_GAIN_DB = 6.0
 # Non-calls get a second non-call mixed under them this often, 0-20 dB quieter.
 MIX_PROBABILITY = 0.7
 MIX_ATTENUATION_DB = (0.0, 20.0)
+# Where the run has windows of the site's own call-free recordings (ingestion's site backgrounds), a
+# call is planted into one of them, and a non-call has one mixed under it, this often instead of a
+# non-call clip: calls are learnt against the forest they are counted in, while the non-calls the model
+# must tell apart stay the clips' (tonal birds among them).
+SITE_BACKGROUND_PROBABILITY = 0.5
 # Every clip: the mp3 round trip half of the time, and a random gain.
 MP3_PROBABILITY = 0.5
 GAIN_DB = (-20.0, 10.0)

@@ -17,6 +17,13 @@ PAD_FRONT = "front"
 PAD_BACK = "back"
 DEFAULT_PAD = PAD_FRONT
 
+# Call-free recordings of the site become non-call training windows, one 3 s window every 6 s:
+# neighbouring windows are alike, and half of them keeps the real site's 15 recordings (450 windows)
+# about as many as the clips' 476 non-calls, so tonal birds stay half of what the model learns against.
+SITE_WINDOW_STEP_SECONDS = 6.0
+# Their group: the recording's name after this prefix.
+SITE_GROUP_PREFIX = "site-"
+
 # Files the loader accepts (libsndfile decodes all three).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3")
 

@@ -157,12 +157,13 @@ def _spectrograms(tf_transform_output):
     return transform
 
 
-def _training_data(examples, tf_transform_output, architecture: str, seed: int = constants.SEED) -> tf.data.Dataset:
+def _training_data(examples, tf_transform_output, architecture: str, seed: int = constants.SEED,
+                   site: bool = False) -> tf.data.Dataset:
     spectrograms = _spectrograms(tf_transform_output)
     if architecture == constants.ARCHITECTURE_TUTORIAL:  # the tutorial: clips as they are, one label each
         return (examples.cache().shuffle(1024, seed=seed).repeat().batch(constants.BATCH_SIZE)
                 .map(lambda e: (spectrograms(e[features.AUDIO_KEY]), tf.reshape(e[features.LABEL_KEY], [-1, 1]))))
-    return augment.training_examples(examples, constants.BATCH_SIZE, seed).map(
+    return augment.training_examples(examples, constants.BATCH_SIZE, seed, site).map(
         lambda audio, targets: (augment.mask_spectrograms(spectrograms(audio)), targets))
 
 
@@ -177,12 +178,13 @@ def _validation_data(examples, tf_transform_output, architecture: str) -> tf.dat
 
 
 def _count(examples: tf.data.Dataset):
-    """(clips, calls) in a split."""
-    clips = calls = 0
+    """(examples, calls, site background windows) in a split."""
+    clips = calls = site = 0
     for example in examples:
         clips += 1
         calls += int(augment.is_call(example))
-    return clips, calls
+        site += int(augment.is_site(example))
+    return clips, calls, site
 
 
 # --- Export --------------------------------------------------------------------------------------
@@ -260,18 +262,18 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train = _raw_examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output).cache()
     evaluation = _raw_examples(fn_args.eval_files, fn_args.data_accessor, tf_transform_output)
-    clips, calls = _count(train)
+    clips, calls, site = _count(train)
     # The tutorial's epochs pass over the clips once; the default model's batches are made afresh.
     steps = max(1, clips // constants.BATCH_SIZE) if architecture == constants.ARCHITECTURE_TUTORIAL \
         else constants.STEPS_PER_EPOCH
-    print(f"Training on {clips} clips ({calls} calls): {len(seeds)} x {epochs} epochs of {steps} batches of "
+    print(f"Training on {clips} clips ({calls} calls, {site} windows of site background): {len(seeds)} x {epochs} epochs of {steps} batches of "
           f"{constants.BATCH_SIZE}", flush=True)
     input_shape = tf_transform_output.transformed_feature_spec()[_AUDIO_XF].shape  # [frames, bins]
     validation = _validation_data(evaluation, tf_transform_output, architecture)
 
     def fit(network: keras.Model, seed: int, log_dir: str, **fit_args) -> None:
         network.fit(
-            _training_data(train, tf_transform_output, architecture, seed),
+            _training_data(train, tf_transform_output, architecture, seed, site > 0),
             epochs=epochs,
             steps_per_epoch=steps,
             validation_data=validation,

@@ -1,7 +1,7 @@
 """Ingests a labelled dataset (the Kaggle layout) into train/eval TFRecords.
 
     python runners/ingest_clips.py --data-root ../shared/capuchin --output-dir runs/ingested \
-        [--eval-percent 20] [--pad front|back] [--reviewed LABELS.csv]
+        [--eval-percent 20] [--pad front|back] [--reviewed LABELS.csv] [--backgrounds DIR_OR_GLOB]
         [Beam args, e.g. --direct_num_workers=2 or --runner=DaskRunner]
 """
 
@@ -24,13 +24,15 @@ def run(argv=None) -> dict:
     parser.add_argument("--reviewed", metavar="LABELS_CSV",
                         help="a review's labels (runners/review.py): its labelled snippets are added as clips, "
                              "grouped by recording")
+    parser.add_argument("--backgrounds", metavar="DIR_OR_GLOB",
+                        help="call-free recordings of the site, cut into non-call windows (one group each)")
     quiet.add_verbose_flag(parser)
     args, beam_args = parser.parse_known_args(argv)
     beam_args = beam_options.with_setup_file(beam_args)
     # On Dask: four shards per worker thread, so that the workers finish together.
     with dask_cluster.cluster_for(beam_args, partitions_per_thread=4) as beam_args:
         summary = ingest.run_ingestion(args.data_root, args.output_dir, beam_args, args.eval_percent, args.pad,
-                                       reviewed=args.reviewed)
+                                       reviewed=args.reviewed, backgrounds=args.backgrounds)
     print(ingest.summary_line(summary, args.output_dir))
     return summary
 

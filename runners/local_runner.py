@@ -12,8 +12,10 @@ such as `--direct_running_mode=multi_processing --direct_num_workers=0` go to ev
     OUT/metadata.sqlite  ML Metadata (see runners/inspect_metadata.py)
     OUT/serving_model/   pushed models, one timestamped folder each
 
+Windows of the call-free backgrounds (--backgrounds, default: the data's 'Forest Backgrounds/') are
+ingested as non-call examples, so the model learns the site's own sounds (--train-backgrounds: others).
 After the Pusher, CountCalibrator sets the counting operating point on eval calls planted into
---backgrounds (default: the data's 'Forest Backgrounds/'), and the pipeline's CallCounter counts the
+the same backgrounds, and the pipeline's CallCounter counts the
 calls in --recordings (default: the data's 'Forest Recordings/'); the closing summary says where
 counts.csv is. The flags it shares with the Dataflow and Kubeflow runners are in runners/pipeline_flags.py.
 """
@@ -24,7 +26,7 @@ import os
 
 from runners import quiet  # noqa: F401  (must precede TensorFlow)
 from components import dataset, ingest, synthetic_data
-from model import features
+from model import constants, features
 from runners import pipeline_flags
 
 DEFAULT_OUTPUT_DIR = os.path.join("runs", "local")
@@ -46,6 +48,9 @@ def parse_args(argv=None):
     parser.add_argument("--reviewed", metavar="LABELS_CSV",
                         help="a review's labels (runners/review.py): its labelled snippets are added as training "
                              "clips, grouped by recording, and ML Metadata records the file")
+    parser.add_argument("--train-backgrounds", metavar="DIR_OR_GLOB",
+                        help="call-free recordings of the site whose windows are non-call examples, dealt to "
+                             "train and eval by recording (default: --backgrounds; '': train on the clips only)")
     pipeline_flags.add_pipeline_flags(parser)
     parser.add_argument("--report-json", help="also write the run's report (metrics, blessing, paths) here")
     quiet.add_verbose_flag(parser)
@@ -77,17 +82,22 @@ def run(argv=None) -> dict:
             flush=True,
         )
 
-    ingested_dir = os.path.abspath(os.path.join(args.output_dir, "ingested"))
-    print(f"[2/3] Ingesting clips from {data_root} ...", flush=True)
-    fold = tuple(args.fold) if args.fold else None
-    ingestion = ingest.run_ingestion(data_root, ingested_dir, beam_args, args.eval_percent, args.pad, fold,
-                                     args.held_out_fold, args.reviewed)
-    print("      " + ingest.summary_line(ingestion, ingested_dir), flush=True)
-
     settings = pipeline_flags.pipeline_settings(args)
     settings.update(recordings=_or_data_folder(args.recordings, data_root, dataset.FOREST_DIR),
-                    backgrounds=_or_data_folder(args.backgrounds, data_root, dataset.BACKGROUNDS_DIR),
-                    reviewed=ingestion.get("reviewed"))
+                    backgrounds=_or_data_folder(args.backgrounds, data_root, dataset.BACKGROUNDS_DIR))
+    # The default model also learns the site's own background (the tutorial's learns its clips only).
+    site_training = settings["backgrounds"] if args.train_backgrounds is None else args.train_backgrounds
+    if settings["architecture"] != constants.ARCHITECTURE_DEFAULT:
+        site_training = None
+
+    ingested_dir = os.path.abspath(os.path.join(args.output_dir, "ingested"))
+    print(f"[2/3] Ingesting clips from {data_root}"
+          + (f" and windows of the site backgrounds in {site_training}" if site_training else "") + " ...", flush=True)
+    fold = tuple(args.fold) if args.fold else None
+    ingestion = ingest.run_ingestion(data_root, ingested_dir, beam_args, args.eval_percent, args.pad, fold,
+                                     args.held_out_fold, args.reviewed, site_training)
+    print("      " + ingest.summary_line(ingestion, ingested_dir), flush=True)
+    settings["reviewed"] = ingestion.get("reviewed")
     output_dir = os.path.abspath(args.output_dir)
     metadata_path = os.path.join(output_dir, metadata.METADATA_SQLITE)
     print(f"[3/3] Training pipeline ({settings['architecture']} model, {len(settings['ensemble_seeds'])} x "

@@ -70,3 +70,36 @@ def test_call_targets_skip_the_front_padding():
     first_inside = np.argmax(targets[:, augment.INSIDE])
     assert abs(first_inside * features.MODEL_FRAME_STEP_SECONDS - 1.0) < 0.05
     assert targets[: first_inside - 7, augment.OUTSIDE].all()  # clear of the call by the margin
+
+
+def _power_at(waveform: np.ndarray, hz: float) -> float:
+    spectrum = np.abs(np.fft.rfft(waveform)) ** 2
+    return float(spectrum[int(round(hz * len(waveform) / RATE))])
+
+
+def test_site_windows_are_backgrounds_for_calls_and_under_non_calls_never_alone():
+    """Site windows (a 5 kHz tone) carry calls (1 kHz) and sit under non-calls (noise), never alone."""
+    t = np.arange(features.CLIP_SAMPLES) / RATE
+    call = (0.5 * np.sin(2 * np.pi * 1_000 * t)).astype(np.float32)
+    site = (0.1 * np.sin(2 * np.pi * 5_000 * t)).astype(np.float32)
+    rng = np.random.default_rng(1)
+    noise = [(0.1 * rng.normal(size=features.CLIP_SAMPLES)).astype(np.float32) for _ in range(4)]
+    audio = np.stack([call, call] + noise + [site, site])
+    groups = [[b"XC1"], [b"XC2"]] + [[f"rain-{i}".encode()] for i in range(4)] + [
+        [(features.SITE_GROUP_PREFIX + name).encode()] for name in ("a", "b")]
+    labels = np.array([[1], [1], [0], [0], [0], [0], [0], [0]], np.int64)
+    examples = tf.data.Dataset.from_tensor_slices({features.AUDIO_KEY: audio, features.AUDIO_MP3_KEY: audio,
+                                                   features.LABEL_KEY: labels, features.GROUP_KEY: groups})
+    assert [bool(augment.is_site(e)) for e in examples] == [False] * 6 + [True] * 2
+
+    audio, targets = next(iter(augment.training_examples(examples, 400, site=True)))
+    calls = targets.numpy()[:, :, augment.INSIDE].any(axis=1)
+    site_power = np.array([_power_at(w, 5_000) for w in audio.numpy()])
+    broadband = np.array([np.sum(np.abs(np.fft.rfft(w)) ** 2) for w in audio.numpy()])
+    heard = site_power > 1e-3 * broadband  # the 5 kHz tone is a visible part of the window
+    # Calls: planted (70 %) into a site window about half of those times.
+    assert 0.2 < heard[calls].mean() < 0.5
+    # Non-calls: the site is mixed under some of them (70 % mixed x 50 % site), at or below the noise.
+    assert 0.2 < heard[~calls].mean() < 0.5
+    noise_power = broadband - site_power
+    assert np.all(noise_power[~calls] > 0.5 * site_power[~calls])

@@ -206,3 +206,52 @@ def test_reviewed_snippets_are_ingested_as_clips_grouped_by_recording(tiny_datas
     np.testing.assert_allclose(clip[features.AUDIO_KEY], snippet[offset : offset + features.CLIP_SAMPLES], atol=1e-4)
     assert summary["reviewed"]["calls"] + summary["reviewed"]["not_calls"] == len(wanted)
     assert summary["reviewed"]["left_out"] == 1 and summary["reviewed"]["sha256"]
+
+
+def test_site_backgrounds_become_non_call_windows_dealt_by_recording(tiny_dataset, tmp_path):
+    """Each call-free site recording is one non-call group cut into windows every SITE_WINDOW_STEP_SECONDS;
+    in k-fold the i-th recording by name is in fold i mod n, so the held-out fold's never reach training.
+    A corrupt background is listed as a failure and loses nothing else."""
+    backgrounds = str(tmp_path / "backgrounds")
+    shutil.copytree(os.path.join(tiny_dataset, dataset.BACKGROUNDS_DIR), backgrounds)
+    with open(os.path.join(backgrounds, "background_99.mp3"), "w") as f:
+        f.write("not audio at all\n" * 200)
+    names = sorted(os.listdir(backgrounds))  # background_00..02, background_99
+    assert len(names) == 4
+    output_dir = str(tmp_path / "out")
+
+    summary = ingest.run_ingestion(tiny_dataset, output_dir, fold=(0, 3), held_out_fold=1, backgrounds=backgrounds)
+
+    examples = {split: _read_examples(output_dir, split) for split in dataset.SPLITS}
+    site = {split: [e for e in split_examples if e[features.GROUP_KEY].decode().startswith(dataset.SITE_GROUP_PREFIX)]
+            for split, split_examples in examples.items()}
+    # 40 s recordings: windows start at 0, 6, ..., 36 s: 7 each.
+    windows = len(range(0, int(40.0 - features.CLIP_SECONDS) + 1, int(features.SITE_WINDOW_STEP_SECONDS)))
+    # background_00 → fold 0 (eval), _01 → fold 1 (held out), _02 → fold 2 (train), _99 → fold 0 (corrupt).
+    assert {e[features.GROUP_KEY].decode() for e in site[dataset.EVAL_SPLIT]} == {"site-background_00"}
+    assert {e[features.GROUP_KEY].decode() for e in site[dataset.TRAIN_SPLIT]} == {"site-background_02"}
+    assert len(site[dataset.EVAL_SPLIT]) == len(site[dataset.TRAIN_SPLIT]) == windows == 7
+    assert summary[ingest.SITE_WINDOWS] == {dataset.TRAIN_SPLIT: windows, dataset.EVAL_SPLIT: windows}
+    assert all(e[features.LABEL_KEY] == 0 for split in site.values() for e in split)
+    sources = sorted(e[features.SOURCE_KEY].decode() for e in site[dataset.TRAIN_SPLIT])
+    assert sources == sorted(f"background_02.mp3@{6 * i}s" for i in range(windows))
+    # Windows are the recording's own audio, not silence.
+    assert all(np.sqrt(np.mean(e[features.AUDIO_KEY] ** 2)) > 1e-3 for e in site[dataset.TRAIN_SPLIT])
+    assert summary["failures"] == 1 and summary["site_backgrounds"] == 3  # background_99 and 01 are not ingested
+    with open(os.path.join(output_dir, ingest.FAILURES_CSV)) as f:
+        assert [row["path"] for row in csv.DictReader(f)] == [os.path.join(backgrounds, "background_99.mp3")]
+    # Every clip is still there.
+    clips = [e for split in examples.values() for e in split
+             if not e[features.GROUP_KEY].decode().startswith(dataset.SITE_GROUP_PREFIX)]
+    kept = [c for c in dataset.list_labelled_clips(tiny_dataset) if dataset.fold_of(c.group, 3) != 1]
+    assert len(clips) == len(kept)
+
+
+def test_without_k_fold_site_backgrounds_split_like_groups(tiny_dataset, tmp_path):
+    backgrounds = os.path.join(tiny_dataset, dataset.BACKGROUNDS_DIR)
+    clips = dataset.site_background_clips([os.path.join(backgrounds, n) for n in os.listdir(backgrounds)])
+    assert [c.group for c in clips] == ["site-background_00", "site-background_01", "site-background_02"]
+    for percent in (0, 100):
+        assert {dataset.clip_split(c, percent) for c in clips} == {
+            dataset.TRAIN_SPLIT if percent == 0 else dataset.EVAL_SPLIT}
+    assert [dataset.clip_split(c, fold=(2, 3)) for c in clips] == ["train", "train", "eval"]
