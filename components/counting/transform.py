@@ -95,9 +95,10 @@ class DecodeRecordingFn(beam.DoFn):
         measured = self._measured_if_long(recording, decoder)
         if measured is not None and self._windows(measured.num_samples) <= self._config.chunk_windows:
             measured = None  # one chunk after all (the header's length was near): decoded whole
-        return measured, audio.load_audio(recording, decoder=decoder) if measured is None else None
+        return measured, (audio.load_audio(recording, decoder=decoder) if measured is None else None)
 
-    def _read_fast_else_soundfile(self, recording: str):
+    def _read_fast_else_soundfile(self, recording: str) -> Tuple[str, Optional[audio.AudioLength],
+                                                                  Optional[np.ndarray]]:
         """(decoder, *_read(recording, decoder)) with the fast decoder, or soundfile where that fails."""
         decoder = audio.fast_decoder(recording)
         if decoder != audio.SOUNDFILE:
