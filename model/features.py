@@ -19,9 +19,8 @@ DEFAULT_PAD = PAD_FRONT
 
 # Files the loader accepts (libsndfile decodes all three).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3")
-# Counting decodes mp3 with libmpg123 at half the file's rate (MPG123_DOWN_SAMPLE = 1: 48 kHz → 24 kHz,
-# kept above SAMPLE_RATE): 24 kHz still holds all 8 kHz of 16 kHz audio, which the tutorial's |STFT|
-# sees, so every model gets soundfile's samples; quarter rate (2) would cut 6-8 kHz for ~10% less time.
+# Counting's mp3 decoding rate: the file's halved (libmpg123's MPG123_DOWN_SAMPLE; 48 → 24 kHz) keeps the
+# whole 0-8 kHz band the tutorial's |STFT| sees; quartered (2) loses 6-8 kHz and measured no faster.
 MP3_DOWN_SAMPLE = 1
 
 # --- Spectrogram (the tutorial's |STFT|) -------------------------------------------------------
