@@ -2,12 +2,16 @@
 
     python bench/count_real.py --model runs/real/serving_model \
         --tutorial-model runs/bench_kfold/tutorial/fold0/pipeline/Trainer/model/7/Format-Serving \
-        [--recordings "../shared/capuchin/Forest Recordings"] [--methods ...]
+        [--recordings "../shared/capuchin/Forest Recordings"] [--methods ...] [--rounds N]
 
-Each method runs in its own process (so peak memory is its own), over the same recordings:
+Each method runs in its own process (so peak memory is its own), over the same recordings; with
+--rounds N the methods run N times in turn (so a load on the machine falls on all of them alike) and
+the table gives each one's median wall time and its largest peak RSS:
   decode-only      the floor: our loader (soundfile + streamed soxr), one file after another, one thread
   decode-only:N    the same loader on N threads
+  decode-only:mpg123, decode-only:mpg123:N   counting's decoder (audio.fast_decoder: libmpg123 for mp3)
   counting         runners/count_calls.py as users run it (DirectRunner, one thread per core)
+  counting:soundfile  the same with libmpg123 made unloadable, so every file is read by soundfile
   counting:windows the same with the networks run on every window (--window-by-window)
   counting:hop3    the same with 3 s windows without overlap (--hop-seconds 3)
   counting:in_memory, counting:processes:N   other DirectRunner modes
@@ -69,11 +73,14 @@ def reference_consensus(folder: str, agree: int = 8):
     return consensus
 
 
-def _decode_only(recordings: str, threads: int) -> dict:
+def _decode_only(recordings: str, threads: int, fast: bool) -> dict:
     from components import audio, counting
 
+    def decode(path: str) -> int:
+        return len(audio.load_audio(path, decoder=audio.fast_decoder(path) if fast else audio.SOUNDFILE))
+
     with ThreadPoolExecutor(threads) as pool:
-        lengths = list(pool.map(lambda path: len(audio.load_audio(path)), counting.list_recordings(recordings)))
+        lengths = list(pool.map(decode, counting.list_recordings(recordings)))
     return {"audio_seconds": sum(lengths) / 16_000}
 
 
@@ -109,7 +116,7 @@ def _counting(recordings: str, model: str, extra: list) -> dict:
     summary = count_calls.run(["--model", model, "--recordings", recordings, "--output-dir", out, *extra])
     with open(os.path.join(out, "counts.csv")) as f:
         counts = {row["recording"]: int(row["capuchin_calls"]) for row in csv.DictReader(f)}
-    return {"audio_seconds": summary["audio_hours"] * 3600, "counts": counts}
+    return {"audio_seconds": summary["audio_hours"] * 3600, "counts": counts, "decoders": summary["decoders"]}
 
 
 def child(method: str, args: argparse.Namespace) -> None:
@@ -122,12 +129,18 @@ def child(method: str, args: argparse.Namespace) -> None:
     started = time.time()
     name, _, option = method.partition(":")
     if name == "decode-only":
-        result = _decode_only(args.recordings, int(option or 1))
+        fast = option.startswith("mpg123")
+        threads = option.removeprefix("mpg123").strip(":")
+        result = _decode_only(args.recordings, int(threads or 1), fast)
     elif name == "tutorial":
         result = _tutorial(args.recordings, args.tutorial_model)
     else:
         extra = {"": [], "hop3": ["--hop-seconds", "3"], "windows": ["--window-by-window"],
-                 "in_memory": ["--direct_running_mode=in_memory"]}.get(option)
+                 "in_memory": ["--direct_running_mode=in_memory"], "soundfile": []}.get(option)
+        if option == "soundfile":  # the workers are threads of this process: they see the change
+            from components import mpg123
+
+            mpg123.LIBRARY = "libmpg123-made-unloadable.so"
         if option.startswith("processes"):
             extra = ["--direct_running_mode=multi_processing", f"--direct_num_workers={option.split(':')[1]}"]
         result = _counting(args.recordings, args.model, extra)
@@ -143,29 +156,38 @@ def main():
     parser.add_argument("--tutorial-model", help="a model of the tutorial architecture, for the tutorial's method")
     parser.add_argument("--methods", nargs="+",
                         default=["decode-only", "decode-only:2", "counting", "counting:windows", "counting:hop3", "tutorial"])
+    parser.add_argument("--rounds", type=int, default=1, help="run the methods this many times in turn")
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
         child(args.child, args)
         return
+    methods = [m for m in args.methods if m != "tutorial" or args.tutorial_model]
+    rounds = {method: [] for method in methods}
+    for round_number in range(args.rounds):
+        for method in methods:
+            command = [sys.executable, os.path.abspath(__file__), "--child", method, "--recordings", args.recordings,
+                       "--model", args.model] + (["--tutorial-model", args.tutorial_model] if args.tutorial_model else [])
+            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            rounds[method].append(json.loads(output.strip().splitlines()[-1]))
+            print(f"round {round_number + 1}: {method} {rounds[method][-1]['wall_seconds']:.1f} s", file=sys.stderr)
     results = {}
-    for method in args.methods:
-        if method == "tutorial" and not args.tutorial_model:
-            continue
-        command = [sys.executable, os.path.abspath(__file__), "--child", method, "--recordings", args.recordings,
-                   "--model", args.model] + (["--tutorial-model", args.tutorial_model] if args.tutorial_model else [])
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        results[method] = json.loads(output.strip().splitlines()[-1])
+    for method, runs in rounds.items():
+        results[method] = dict(runs[0], wall_seconds=float(np.median([r["wall_seconds"] for r in runs])),
+                               peak_rss_mb=max(r["peak_rss_mb"] for r in runs))
     floor = results["decode-only"]
     print(f"\nMachine: {platform.machine()}, {os.cpu_count()} cores. Recordings: {os.path.abspath(args.recordings)} "
           f"({floor['audio_seconds'] / 3600:.2f} h). Wall time excludes Python imports (done before the clock starts "
-          f"in every method) and includes model loading.\n")
+          f"in every method) and includes model loading; the median of {args.rounds} round(s), methods in turn.\n")
     print("| method | wall s | × realtime | vs decode-only (1 thread) | peak RSS MB |")
     print("|---|---:|---:|---:|---:|")
     for method, r in results.items():
         rate = r["audio_seconds"] / r["wall_seconds"]
         print(f"| {method} | {r['wall_seconds']:.1f} | {rate:,.0f} | "
               f"{rate / (floor['audio_seconds'] / floor['wall_seconds']):.2f} | {r['peak_rss_mb']:,.0f} |")
+    for method, r in results.items():
+        if "decoders" in r:
+            print(f"- {method}: files by decoder {r['decoders']}")
     counted = {m: r["counts"] for m, r in results.items() if "counts" in r}
     if counted:
         consensus = reference_consensus(os.path.join(REAL_DATA, "reference_counts"))

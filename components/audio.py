@@ -2,11 +2,14 @@
 
 Decoding is libsndfile (via `soundfile`), resampling is soxr (streamed, so long files stay small): both
 are several times faster than tensorflow-io, with the same samples (BENCHMARKS.md, "Audio decoding and
-ingestion").
+ingestion"). Counting may ask for decoder=MPG123 (`fast_decoder`): mp3 decoded by libmpg123 itself,
+mixed to mono and at half rate inside the decoder (components/mpg123.py), for less work and the same
+samples up to 8 kHz, one sample of the file's rate later (`mpg123.DOWN_SAMPLED_DELAY_FRAMES`).
 Every failure is an `AudioLoadError` that names the file and the reason, so batch jobs can record it
 and carry on.
 """
 
+import contextlib
 import io
 import math
 import os
@@ -16,8 +19,12 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from components import mpg123
 from model import features
 
+# The decoders: libsndfile for every file, libmpg123 for local mp3s where counting asks for it.
+SOUNDFILE = "soundfile"
+MPG123 = "mpg123"
 # Frames decoded at a time: ~10 s at 48 kHz.
 _BLOCK_FRAMES = 1 << 19
 # Decoded audio peaks near 1 (a little over after lossy coding); garbage decoded from damaged mp3 data
@@ -44,7 +51,16 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int = features.SAMPLE
     return soxr.resample(samples, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
 
 
-def load_audio(path: str, sample_rate: int = features.SAMPLE_RATE) -> np.ndarray:
+def fast_decoder(path: str) -> str:
+    """The cheapest decoder for a file: MPG123 for a local mp3 where libmpg123 loads, else SOUNDFILE.
+
+    A file MPG123 fails on is for the caller to read again with SOUNDFILE, which decodes it or says why
+    it cannot be decoded (counting does, so its failures keep soundfile's reasons)."""
+    local_mp3 = "://" not in path and os.path.splitext(path)[1].lower() == ".mp3"
+    return MPG123 if local_mp3 and mpg123.available() else SOUNDFILE
+
+
+def load_audio(path: str, sample_rate: int = features.SAMPLE_RATE, decoder: str = SOUNDFILE) -> np.ndarray:
     """Decodes a wav, flac or mp3 file to float32 mono at `sample_rate`.
 
     Channels are averaged. Any input rate is resampled.
@@ -52,6 +68,7 @@ def load_audio(path: str, sample_rate: int = features.SAMPLE_RATE) -> np.ndarray
     Args:
       path: the audio file.
       sample_rate: the rate to return, in Hz.
+      decoder: SOUNDFILE, or MPG123 for a local mp3 (see `fast_decoder`).
 
     Returns:
       float32[num_samples] in [-1, 1].
@@ -60,7 +77,7 @@ def load_audio(path: str, sample_rate: int = features.SAMPLE_RATE) -> np.ndarray
       AudioLoadError: the file is missing, unreadable, empty, not audio or corrupt.
     """
     extension, source, size = _open(path)
-    pieces = list(_decoded(path, source, sample_rate))
+    pieces = list(_decoded(path, source, sample_rate, decoder))
     samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
     finite = bool(np.all(np.isfinite(samples)))
     peak = float(np.max(np.abs(samples))) if finite and samples.shape[0] else 0.0
@@ -75,16 +92,16 @@ class AudioLength(NamedTuple):
     rms: float  # root mean square of those samples
 
 
-def measure_audio(path: str, sample_rate: int = features.SAMPLE_RATE) -> AudioLength:
-    """The length and RMS of `load_audio(path, sample_rate)`, and the same checks, decoding the file block
-    by block without keeping its samples: memory holds one block, whatever the file's length.
+def measure_audio(path: str, sample_rate: int = features.SAMPLE_RATE, decoder: str = SOUNDFILE) -> AudioLength:
+    """The length and RMS of `load_audio(path, sample_rate, decoder)`, and the same checks, decoding the
+    file block by block without keeping its samples: memory holds one block, whatever the file's length.
 
     Raises:
       AudioLoadError: as load_audio.
     """
     extension, source, size = _open(path)
     num_samples, squares, finite, peak = 0, 0.0, True, 0.0
-    for piece in _decoded(path, source, sample_rate):
+    for piece in _decoded(path, source, sample_rate, decoder):
         num_samples += piece.shape[0]
         if not piece.shape[0] or not finite:
             continue
@@ -102,35 +119,33 @@ def measure_audio(path: str, sample_rate: int = features.SAMPLE_RATE) -> AudioLe
 RANGE_MARGIN_SECONDS = 0.5
 
 
-def load_range(path: str, begin: int, end: int, sample_rate: int = features.SAMPLE_RATE) -> np.ndarray:
-    """`load_audio(path, sample_rate)[begin:end]`, decoding only that stretch of the file (plus a margin
-    of RANGE_MARGIN_SECONDS either side): the file is seeked at its own rate, the stretch averaged to
-    mono, resampled as load_audio does and the margins trimmed. Memory holds the range and one block.
+def load_range(path: str, begin: int, end: int, sample_rate: int = features.SAMPLE_RATE,
+               decoder: str = SOUNDFILE) -> np.ndarray:
+    """`load_audio(path, sample_rate, decoder)[begin:end]`, decoding only that stretch of the file (plus
+    a margin of RANGE_MARGIN_SECONDS either side): the file is seeked at its decoding rate, the stretch
+    mixed to mono, resampled as load_audio does and the margins trimmed. Memory holds the range and one
+    block.
 
-    Exactly load_audio's samples where the file is at `sample_rate` already; resampled, they differ by
-    float32 rounding in soxr's filter (about 1e-6 of full scale). A remote file (gs://...) is fetched
-    and decoded whole.
+    Exactly load_audio's samples where the file is decoded at `sample_rate` already; resampled, they
+    differ by float32 rounding in soxr's filter (about 1e-6 of full scale). A remote file (gs://...) is
+    fetched and decoded whole.
 
     Raises:
       AudioLoadError: the file cannot be read or decoded.
     """
     if "://" in path:
-        return load_audio(path, sample_rate)[begin:end]
-    try:
-        with sf.SoundFile(path) as sound:
-            rate = sound.samplerate
-            # Start on a source frame that falls on an output sample: `in_step` frames make `out_step` samples.
-            common = math.gcd(rate, sample_rate)
-            in_step, out_step = rate // common, sample_rate // common
-            margin = 0 if rate == sample_rate else int(RANGE_MARGIN_SECONDS * sample_rate)
-            first_out = max(begin - margin, 0) // out_step * out_step
-            first_in = first_out // out_step * in_step
-            stop_in = min(-(-(end + margin) // out_step) * in_step, sound.frames)
-            sound.seek(first_in)
-            pieces = list(_resampled(sound.blocks(_BLOCK_FRAMES, frames=stop_in - first_in, dtype="float32",
-                                                  always_2d=True), rate, sample_rate))
-    except (sf.LibsndfileError, RuntimeError, OSError) as error:
-        raise AudioLoadError(path, _decode_failure(error)) from error
+        return load_audio(path, sample_rate, decoder)[begin:end]
+    with _stream(path, path, decoder) as stream:
+        rate = stream.rate
+        # Start on a source frame that falls on an output sample: `in_step` frames make `out_step` samples.
+        common = math.gcd(rate, sample_rate)
+        in_step, out_step = rate // common, sample_rate // common
+        margin = 0 if rate == sample_rate else int(RANGE_MARGIN_SECONDS * sample_rate)
+        first_out = max(begin - margin, 0) // out_step * out_step
+        first_in = first_out // out_step * in_step
+        stop_in = -(-(end + margin) // out_step) * in_step  # the decoder stops at the file's end
+        stream.seek(first_in)
+        pieces = list(_resampled(stream.blocks(stop_in - first_in), rate, sample_rate))
     samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
     return samples[begin - first_out : end - first_out].astype(np.float32, copy=False)
 
@@ -158,25 +173,52 @@ def _open(path: str) -> Tuple[str, object, int]:
     return extension, source, size
 
 
-def _decoded(path: str, source, sample_rate: int) -> Iterator[np.ndarray]:
+def _decoded(path: str, source, sample_rate: int, decoder: str) -> Iterator[np.ndarray]:
     """The file's audio as float32 mono pieces at `sample_rate`, decoded and resampled block by block:
     memory holds one block, never the whole file at its own rate (1 h of 48 kHz stereo would be 1.4 GB)."""
+    with _stream(path, source, decoder) as stream:
+        yield from _resampled(stream.blocks(), stream.rate, sample_rate)
+
+
+class _SoundfileStream:
+    """An open SoundFile as `_stream` hands it out: mono float32 blocks at `rate`, seekable."""
+
+    def __init__(self, sound: sf.SoundFile):
+        self._sound = sound
+        self.rate = sound.samplerate
+
+    def seek(self, frame: int) -> None:
+        self._sound.seek(frame)
+
+    def blocks(self, frames: int = -1) -> Iterator[np.ndarray]:
+        """Mono blocks from here to the end, or of `frames` frames in all (fewer at the file's end)."""
+        for block in self._sound.blocks(_BLOCK_FRAMES, frames=frames, dtype="float32", always_2d=True):
+            yield _mono(block)
+
+
+@contextlib.contextmanager
+def _stream(path: str, source, decoder: str):
+    """The file opened by `decoder` (a _SoundfileStream or an mpg123.Mp3File: `rate`, `seek(frame)`,
+    `blocks(frames)` of mono float32); its errors, opening or decoding, as AudioLoadError."""
     try:
-        with sf.SoundFile(source) as sound:
-            yield from _resampled(sound.blocks(_BLOCK_FRAMES, dtype="float32", always_2d=True),
-                                  sound.samplerate, sample_rate)
-    except (sf.LibsndfileError, RuntimeError, OSError) as error:
+        if decoder == MPG123:
+            with mpg123.Mp3File(path, features.MP3_DOWN_SAMPLE, min_rate=features.SAMPLE_RATE) as mp3:
+                yield mp3
+        else:
+            with sf.SoundFile(source) as sound:
+                yield _SoundfileStream(sound)
+    except (sf.LibsndfileError, RuntimeError, OSError) as error:  # mpg123.Mpg123Error is a RuntimeError
         raise AudioLoadError(path, _decode_failure(error)) from error
 
 
 def _resampled(blocks: Iterable[np.ndarray], from_rate: int, to_rate: int) -> Iterator[np.ndarray]:
-    """Blocks [frames, channels] at `from_rate` → mono pieces at `to_rate`, through one soxr stream."""
+    """Mono blocks at `from_rate` → pieces at `to_rate`, through one soxr stream."""
     if from_rate == to_rate:
-        yield from (_mono(block) for block in blocks)
+        yield from blocks
         return
     stream = soxr.ResampleStream(from_rate, to_rate, 1, dtype="float32", quality="HQ")
     for block in blocks:
-        yield stream.resample_chunk(_mono(block))
+        yield stream.resample_chunk(block)
     yield stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
 
 

@@ -5,8 +5,9 @@
     OUT/selections.txt    Raven selection table of all calls (Begin File column names the recording)
     OUT/failures.csv      recording,reason              files that could not be counted
     OUT/summary.json      the model and its version, the operating point, hop and code version; files,
-                          audio hours, calls, wall time, realtime factor
-    OUT/parts/            one JSON per finished recording: what makes a re-run skip it and a killed run resume
+                          audio hours, calls, wall time, realtime factor, files per decoder
+    OUT/parts/            one JSON per finished recording: what makes a re-run skip it and a killed run
+                          resume; its `decoder` says what read the file (audio.MPG123 or audio.SOUNDFILE)
     OUT/plots/            with plots: a PNG per recording, its spectrogram above its scores, the calls marked
 """
 
@@ -120,6 +121,15 @@ def write_tables(results: Iterable[Dict], output_dir: str) -> None:
         writer.writerows((r["recording"], r["reason"]) for r in ordered if r["reason"] is not None)
 
 
+def decoder_tally(results: Iterable[Dict]) -> Dict[str, int]:
+    """{decoder: files it read}. Parts saved before results named their decoder were read by soundfile."""
+    tally: Dict[str, int] = {}
+    for result in results:
+        decoder = result.get("decoder", "soundfile")
+        tally[decoder] = tally.get(decoder, 0) + 1
+    return dict(sorted(tally.items()))
+
+
 def write_summary(output_dir: str, results: Dict[str, Dict], new: Sequence[str], wall_seconds: float,
                   model_dir: str, operating_point: Dict, config: CountingConfig) -> Dict:
     """summary.json of all finished recordings (`results`), `new` of them counted in this run; returns it."""
@@ -141,6 +151,7 @@ def write_summary(output_dir: str, results: Dict[str, Dict], new: Sequence[str],
         "new_this_run": len(new),
         "wall_seconds": round(wall_seconds, 2),
         "realtime_factor": round(new_seconds / wall_seconds, 1) if new and wall_seconds else None,
+        "decoders": decoder_tally(results.values()),
     }
     with files.open_file(os.path.join(output_dir, SUMMARY_JSON), "w") as f:
         f.write(json.dumps(summary, indent=2))

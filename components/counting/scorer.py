@@ -16,7 +16,7 @@ from typing import Dict, List, NamedTuple, Set, Tuple
 
 import numpy as np
 
-from components import scoring
+from components import audio, scoring
 from components.counting.config import SCORE_BATCH, CountingConfig
 from components.counting.windows import Chunk, stitch_spectrograms
 from model import features
@@ -67,6 +67,7 @@ class ScoredChunk(NamedTuple):
     how: HowScored
     times: np.ndarray
     scores: np.ndarray
+    decoder: str = audio.SOUNDFILE  # what read the recording (Chunk.decoder)
 
 
 def _through_in_batches(signature, waveform: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
@@ -164,10 +165,11 @@ class RecordingScorer:
             times, track = recording_track(chunk.samples, chunk.starts - chunk.offset, self.model, chunk.offset)
             centres = times + features.MODEL_FRAME_SPAN_SECONDS / 2
             keep = (centres > chunk.keep_from_s) & (centres <= chunk.keep_to_s)
-            return ScoredChunk(chunk.first_window, chunk.seconds, self.how, times[keep], track[keep])
+            return ScoredChunk(chunk.first_window, chunk.seconds, self.how, times[keep], track[keep], chunk.decoder)
         own = chunk.starts[chunk.own[0] : chunk.own[1]]
         scores = score_windows(chunk.samples, own - chunk.offset, self.model, self._window_samples)
-        return ScoredChunk(chunk.first_window, chunk.seconds, self.how, own / features.SAMPLE_RATE, scores)
+        return ScoredChunk(chunk.first_window, chunk.seconds, self.how, own / features.SAMPLE_RATE, scores,
+                           chunk.decoder)
 
 
 # The process's models, each with the ways of scoring it has been warmed up for: Beam makes a DoFn

@@ -61,6 +61,10 @@ class DecodeRecordingFn(beam.DoFn):
     once for its exact length and loudness (`audio.measure_audio`), and its chunks go out as specs
     without samples, each decoded where it is scored (`load_chunk`), so memory stays flat whatever the
     recording's length.
+
+    A local mp3 is read by libmpg123 (`audio.fast_decoder`); a file it fails on is read again by
+    soundfile, which counts it or says why not. Its chunks are read by the decoder that measured it, so
+    lengths and samples agree, and its result names that decoder.
     """
 
     def __init__(self, config: CountingConfig):
@@ -72,7 +76,7 @@ class DecodeRecordingFn(beam.DoFn):
     def _windows(self, num_samples: int) -> int:
         return len(window_starts(num_samples, self._config.window_samples, self._config.hop_samples))
 
-    def _measured_if_long(self, recording: str) -> Optional[audio.AudioLength]:
+    def _measured_if_long(self, recording: str, decoder: str) -> Optional[audio.AudioLength]:
         """The length and RMS of a local recording of more than one chunk by its header; else None (to be
         decoded whole, as are remote files and files whose header cannot be read: load_audio says why)."""
         if "://" in recording:
@@ -84,15 +88,31 @@ class DecodeRecordingFn(beam.DoFn):
         header_samples = int(info.frames * features.SAMPLE_RATE / max(info.samplerate, 1))
         if self._windows(header_samples) <= self._config.chunk_windows:
             return None
-        return audio.measure_audio(recording)
+        return audio.measure_audio(recording, decoder=decoder)
+
+    def _read(self, recording: str, decoder: str) -> Tuple[Optional[audio.AudioLength], Optional[np.ndarray]]:
+        """(its length and RMS, None) for a recording of more than one chunk, else (None, its samples)."""
+        measured = self._measured_if_long(recording, decoder)
+        if measured is not None and self._windows(measured.num_samples) <= self._config.chunk_windows:
+            measured = None  # one chunk after all (the header's length was near): decoded whole
+        return measured, (audio.load_audio(recording, decoder=decoder) if measured is None else None)
+
+    def _read_fast_else_soundfile(self, recording: str) -> Tuple[str, Optional[audio.AudioLength],
+                                                                  Optional[np.ndarray]]:
+        """(decoder, *_read(recording, decoder)) with the fast decoder, or soundfile where that fails."""
+        decoder = audio.fast_decoder(recording)
+        if decoder != audio.SOUNDFILE:
+            try:
+                return (decoder, *self._read(recording, decoder))
+            except audio.AudioLoadError:
+                pass  # soundfile decides: it reads the file, or its reason is the one reported
+        return (audio.SOUNDFILE, *self._read(recording, audio.SOUNDFILE))
 
     def process(self, recording: str):
         self._files.inc()
+        decoder = audio.SOUNDFILE
         try:
-            measured = self._measured_if_long(recording)
-            if measured is not None and self._windows(measured.num_samples) <= self._config.chunk_windows:
-                measured = None  # one chunk after all (the header's length was near): decoded whole
-            waveform = audio.load_audio(recording) if measured is None else None
+            decoder, measured, waveform = self._read_fast_else_soundfile(recording)
             num_samples = len(waveform) if measured is None else measured.num_samples
             seconds = num_samples / features.SAMPLE_RATE
             if num_samples < self._config.window_samples:
@@ -102,13 +122,13 @@ class DecodeRecordingFn(beam.DoFn):
         except audio.AudioLoadError as error:
             self._failed.inc()
             yield beam.pvalue.TaggedOutput(FAILED_TAG, {"recording": recording, "calls": None, "detections": [],
-                                                        "seconds": 0.0, "reason": error.reason})
+                                                        "seconds": 0.0, "reason": error.reason, "decoder": decoder})
             return
         self._audio_seconds.inc(round(seconds))
         if measured is None:
-            whole = whole_chunk(recording, waveform, self._config)
+            whole = whole_chunk(recording, waveform, self._config, decoder)
         else:
-            whole = recording_chunk(recording, num_samples, measured.rms, self._config)
+            whole = recording_chunk(recording, num_samples, measured.rms, self._config, decoder=decoder)
         chunks = split_chunk(whole, self._config)
         if len(chunks) == 1:  # a silent long recording (no windows) keeps no samples either
             chunk = chunks[0]
@@ -121,10 +141,11 @@ class DecodeRecordingFn(beam.DoFn):
 
 def load_chunk(keyed_chunk: Tuple[str, Chunk], window: int) -> Tuple[str, Chunk]:
     """(recording, chunk spec) → (recording, chunk) with its samples, decoded from the recording's file
-    (`audio.load_range`); a chunk that has its samples is passed on as it is."""
+    by the decoder that measured it (`audio.load_range`); a chunk that has its samples is passed on as it is."""
     recording, chunk = keyed_chunk
     if chunk.samples is None:
-        chunk = dataclasses.replace(chunk, samples=audio.load_range(recording, chunk.offset, chunk.end(window)))
+        samples = audio.load_range(recording, chunk.offset, chunk.end(window), decoder=chunk.decoder)
+        chunk = dataclasses.replace(chunk, samples=samples)
     return recording, chunk
 
 
@@ -184,7 +205,7 @@ class MergeCallsFn(beam.DoFn):
         if self._plots:
             outputs.plot_recording(recording, times, track, detections, self._config, self._output_dir)
         yield {"recording": recording, "calls": len(detections), "detections": detections,
-               "seconds": scored_chunks[0].seconds, "reason": None}
+               "seconds": scored_chunks[0].seconds, "reason": None, "decoder": scored_chunks[0].decoder}
 
 
 # Recordings finished and audio seconds counted by this process (all its worker threads).

@@ -6,6 +6,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+from components import audio
 from components.counting.config import CountingConfig
 from model import features
 
@@ -49,26 +50,30 @@ class Chunk:
     seconds: float  # length of the whole recording
     keep_from_s: float = -np.inf  # the stretch whose frame scores this chunk gives, by frame centre
     keep_to_s: float = np.inf
+    decoder: str = audio.SOUNDFILE  # what read the recording: its chunks are read by the same (audio.load_range)
 
     def end(self, window: int) -> int:
         """The sample of the recording where the chunk's samples end, for windows of `window` samples."""
         return int(self.starts[-1]) + window if len(self.starts) else self.offset
 
 
-def whole_chunk(recording: str, waveform: np.ndarray, config: CountingConfig) -> Chunk:
+def whole_chunk(recording: str, waveform: np.ndarray, config: CountingConfig,
+                decoder: str = audio.SOUNDFILE) -> Chunk:
     """All of a recording as one chunk, with its windows (none for silence: nothing to count or score)."""
-    return recording_chunk(recording, len(waveform), float(np.sqrt(np.mean(waveform**2))), config, waveform)
+    return recording_chunk(recording, len(waveform), float(np.sqrt(np.mean(waveform**2))), config, waveform,
+                           decoder)
 
 
 def recording_chunk(recording: str, num_samples: int, rms: float, config: CountingConfig,
-                    samples: Optional[np.ndarray] = None) -> Chunk:
-    """All of a recording of `num_samples` samples and loudness `rms` as one chunk, with its windows
-    (none for silence); without `samples`, a chunk spec: the samples are loaded where it is scored
-    (`Chunk.end`, `audio.load_range`)."""
+                    samples: Optional[np.ndarray] = None, decoder: str = audio.SOUNDFILE) -> Chunk:
+    """All of a recording of `num_samples` samples and loudness `rms` (as `decoder` read it) as one
+    chunk, with its windows (none for silence); without `samples`, a chunk spec: the samples are loaded
+    where it is scored (`Chunk.end`, `audio.load_range`)."""
     starts = window_starts(num_samples, config.window_samples, config.hop_samples)
     if rms < SILENCE_RMS:
         starts = starts[:0]
-    return Chunk(recording, 0, 0, starts, (0, len(starts)), samples, num_samples / features.SAMPLE_RATE)
+    return Chunk(recording, 0, 0, starts, (0, len(starts)), samples, num_samples / features.SAMPLE_RATE,
+                 decoder=decoder)
 
 
 def split_chunk(whole: Chunk, config: CountingConfig) -> List[Chunk]:
@@ -87,7 +92,8 @@ def split_chunk(whole: Chunk, config: CountingConfig) -> List[Chunk]:
         chunks.append(Chunk(whole.recording, first, begin, starts[lo:hi], (first - lo, last - lo),
                             None if whole.samples is None else whole.samples[begin:end].copy(), whole.seconds,
                             keep_from_s=boundaries_s[first - 1] if first else -np.inf,
-                            keep_to_s=boundaries_s[last - 1] if last < len(starts) else np.inf))
+                            keep_to_s=boundaries_s[last - 1] if last < len(starts) else np.inf,
+                            decoder=whole.decoder))
     return chunks
 
 
