@@ -181,8 +181,8 @@ def run_ingestion(
       reviewed: a review's labels CSV (runners/review.py): its labelled snippets are added as clips,
         grouped by recording (components/reviewed.py); the summary records the file and its hash.
       backgrounds: a folder or glob of call-free recordings of the site: each becomes a non-call group,
-        cut into windows (site_windows), so the model learns the site's own sounds are not calls. In
-        k-fold they are dealt to folds in turn (dataset.site_background_clips).
+        cut into windows (site_windows), which training plants calls into and mixes under non-calls
+        (model/augment.py). In k-fold they are dealt to folds in turn (dataset.site_background_clips).
 
     Returns:
       {'clips': {split: {label name: n}}, 'failures': n, 'files': n, 'wall_seconds': s, ...}.

@@ -13,7 +13,7 @@ such as `--direct_running_mode=multi_processing --direct_num_workers=0` go to ev
     OUT/serving_model/   pushed models, one timestamped folder each
 
 Windows of the call-free backgrounds (--backgrounds, default: the data's 'Forest Backgrounds/') are
-ingested as non-call examples, so the model learns the site's own sounds (--train-backgrounds: others).
+ingested as non-call examples, and training hears its planted calls in them (--train-backgrounds: others).
 After the Pusher, CountCalibrator sets the counting operating point on eval calls planted into
 the same backgrounds, and the pipeline's CallCounter counts the
 calls in --recordings (default: the data's 'Forest Recordings/'); the closing summary says where
