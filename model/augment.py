@@ -3,9 +3,9 @@
 A call clip is either used as recorded or planted into a background of non-call clips at a random
 place and loudness, as calls sit in a forest recording; non-calls are joined and mixed with other
 non-calls. Where the run has windows of the site's own background, calls are planted into those and
-they are mixed under non-calls, half of the time. Each example carries, per model frame (40 ms), whether the call is there ("inside") and
-whether the frame must score as background ("outside"), so the model learns where calls are, not
-just that a window holds one. Clips come as recorded or after the mp3 round trip, at random gains.
+they are mixed under non-calls, half of the time. Each example carries, per model frame (40 ms),
+whether the call is there ("inside") and whether the frame must score as background ("outside"), so
+the model learns where calls are, not just that a window holds one. Clips come as recorded or after the mp3 round trip, at random gains.
 The waveform draws are stateless, keyed by (seed, example number), so they repeat run after run
 whatever tf.data's parallelism; the spectrogram masks use TensorFlow's seeded generator.
 

@@ -17,9 +17,9 @@ PAD_FRONT = "front"
 PAD_BACK = "back"
 DEFAULT_PAD = PAD_FRONT
 
-# Call-free recordings of the site become non-call training windows, one 3 s window every 6 s:
-# neighbouring windows are alike, and half of them keeps the real site's 15 recordings (450 windows)
-# about as many as the clips' 476 non-calls, so tonal birds stay half of what the model learns against.
+# Call-free recordings of the site become non-call windows (backgrounds for planted calls in training),
+# one 3 s window every 6 s: neighbouring windows are alike, so every other one is enough (the real
+# site's 15 recordings give 450).
 SITE_WINDOW_STEP_SECONDS = 6.0
 # Their group: the recording's name after this prefix.
 SITE_GROUP_PREFIX = "site-"

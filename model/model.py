@@ -266,8 +266,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     # The tutorial's epochs pass over the clips once; the default model's batches are made afresh.
     steps = max(1, clips // constants.BATCH_SIZE) if architecture == constants.ARCHITECTURE_TUTORIAL \
         else constants.STEPS_PER_EPOCH
-    print(f"Training on {clips} clips ({calls} calls, {site} windows of site background): {len(seeds)} x {epochs} epochs of {steps} batches of "
-          f"{constants.BATCH_SIZE}", flush=True)
+    print(f"Training on {clips} clips ({calls} calls, {site} windows of site background): {len(seeds)} x "
+          f"{epochs} epochs of {steps} batches of {constants.BATCH_SIZE}", flush=True)
     input_shape = tf_transform_output.transformed_feature_spec()[_AUDIO_XF].shape  # [frames, bins]
     validation = _validation_data(evaluation, tf_transform_output, architecture)
 

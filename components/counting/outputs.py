@@ -21,7 +21,7 @@ from typing import Dict, Iterable, Sequence
 
 import numpy as np
 
-from components import files
+from components import audio, files
 from components.counting.config import CountingConfig
 from model import features
 
@@ -125,7 +125,7 @@ def decoder_tally(results: Iterable[Dict]) -> Dict[str, int]:
     """{decoder: files it read}. Parts saved before results named their decoder were read by soundfile."""
     tally: Dict[str, int] = {}
     for result in results:
-        decoder = result.get("decoder", "soundfile")
+        decoder = result.get("decoder", audio.SOUNDFILE)
         tally[decoder] = tally.get(decoder, 0) + 1
     return dict(sorted(tally.items()))
 
@@ -168,7 +168,6 @@ def plot_recording(recording, times, scores, detections, config: CountingConfig,
     import matplotlib.pyplot as plt
     from scipy import signal
 
-    from components import audio
 
     waveform = audio.load_audio(recording)
     frequencies, frame_times, power = signal.spectrogram(waveform, fs=features.SAMPLE_RATE, nperseg=512,
