@@ -15,11 +15,12 @@ REAL_DATA_ROOT = os.path.join(HERE, "..", "..", "shared", "capuchin")
 def run_local_pipeline(
     data_root: str, output_dir: str, architecture: str, fold: Optional[Tuple[int, int]] = None, quiet: bool = False,
     ensemble_seeds: Optional[Sequence[int]] = None, held_out_fold: Optional[int] = None,
-    train_backgrounds: str = "",
+    train_backgrounds: str = "", reviewed: str = "",
 ) -> Tuple[dict, float]:
     """Ingestion + the whole pipeline in a fresh `output_dir`, training only (no counting), with the
     architecture's default epochs. `train_backgrounds`: site recordings to train on as well (k-fold deals
-    them to folds, and leaves the held-out fold's out).
+    them to folds, and leaves the held-out fold's out). `reviewed`: a review's labels CSV whose snippets
+    are added as training clips (local_runner.py --reviewed).
 
     Returns the run's report (metrics, blessing, threshold, ingestion summary) and its wall seconds.
     """
@@ -33,7 +34,8 @@ def run_local_pipeline(
         "--train-backgrounds", train_backgrounds,
     ] + (["--fold", str(fold[0]), str(fold[1])] if fold else []) + (
         ["--held-out-fold", str(held_out_fold)] if held_out_fold is not None else []) + (
-        ["--ensemble-seeds", *map(str, ensemble_seeds)] if ensemble_seeds else [])
+        ["--ensemble-seeds", *map(str, ensemble_seeds)] if ensemble_seeds else []) + (
+        ["--reviewed", reviewed] if reviewed else [])
     started = time.time()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL if quiet else None)
     wall = time.time() - started
