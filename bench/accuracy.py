@@ -7,6 +7,7 @@
                              [--reuse-counts]  (with --reuse-models: only print the tables again)
                              [--only-folds K ...]
                              [--reviewed LABELS.csv]  (train on a review's labelled snippets as well)
+                             [--student]  (one network distilled from the ensemble)
 
 Every training t and test fold k (of the source groups, XC<id> / sound name) gets a model that has seen
 nothing of fold k: `runners/local_runner.py --fold k+1 N --held-out-fold k` trains on the other three
@@ -112,7 +113,7 @@ def train(args, seeds, fold: int):
                                      ((fold + 1) % args.folds, args.folds), quiet=True, ensemble_seeds=seeds,
                                      held_out_fold=fold,
                                      train_backgrounds=backgrounds_dir(args.data_root) if args.site_training else "",
-                                     reviewed=args.reviewed)
+                                     reviewed=args.reviewed, student=args.student)
         with open(os.path.join(fold_dir, "wall.json"), "w") as f:
             json.dump({"wall": wall}, f)
     with open(os.path.join(fold_dir, "report.json")) as f:
@@ -283,6 +284,8 @@ def main():
                              "baseline; default: the other folds' backgrounds are training windows too)")
     parser.add_argument("--reviewed", default="", metavar="LABELS_CSV",
                         help="a review's labels whose snippets every model also trains on (bench/oracle_review.py)")
+    parser.add_argument("--student", action="store_true",
+                        help="each model is one network distilled from the ensemble (local_runner.py --student)")
     parser.add_argument("--calibrate-on", choices=("others", "untrained"), default="others",
                         help="site calibration's backgrounds: every fold's but the test fold's (default), or only "
                              "the eval fold's, which a site-trained model has not trained on")

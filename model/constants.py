@@ -26,6 +26,12 @@ SEED = 42  # weights, shuffling, dropout and augmentation: same data, same model
 # and batches from its seed), their frame probabilities averaged; each member costs a full training and
 # scoring pass. Three count steadier than one and as well as six (BENCHMARKS.md, "Tried and not kept").
 ENSEMBLE_SEEDS = (SEED, 7, 1234)
+# Distillation (--student): after the ensemble, one network of the same shape learns the ensemble's
+# frame probabilities (soft targets) on freshly augmented batches, the ensemble seeing each spectrogram
+# unmasked and the student masked (noisy student). Its loss adds the frames' cross-entropy against the
+# ensemble, at this weight, to the region loss on the planted truth. It then scores at a third of the cost.
+STUDENT_SEED = 2027
+STUDENT_SOFT_WEIGHT = 1.0
 
 # --- Augmentation (model/augment.py); alternatives: BENCHMARKS.md, "Tried and not kept" ----------
 # Half of each batch are calls, half are not, whatever the split's balance.

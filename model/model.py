@@ -119,6 +119,25 @@ def region_loss(targets: tf.Tensor, frame_logits: tf.Tensor) -> tf.Tensor:
             + tf.where(tf.reduce_any(outside, axis=1), bce(tf.zeros_like(best_outside), best_outside), 0.0))
 
 
+def distillation_loss(targets: tf.Tensor, frame_logits: tf.Tensor) -> tf.Tensor:
+    """The student's loss: region_loss on the planted truth, plus each frame's cross-entropy against the
+    teacher's probability (constants.STUDENT_SOFT_WEIGHT).
+
+    Args:
+      targets: float32[batch, frames, 3]: inside, outside (region_loss's), the teacher's frame probability.
+      frame_logits: float32[batch, frames, 1].
+    """
+    soft = tf.nn.sigmoid_cross_entropy_with_logits(targets[:, :, 2:], frame_logits)  # [batch, frames, 1]
+    return region_loss(targets[:, :, :2], frame_logits) + constants.STUDENT_SOFT_WEIGHT * tf.reduce_mean(soft, [1, 2])
+
+
+def student_network(input_shape, seed: int = constants.STUDENT_SEED) -> keras.Model:
+    """A frame network like the ensemble's members, compiled with `distillation_loss`."""
+    network = frame_network(input_shape, seed, name="student_frame_logits")
+    network.compile(optimizer=keras.optimizers.Adam(constants.LEARNING_RATE), loss=distillation_loss)
+    return network
+
+
 def build_model(architecture: str, input_shape) -> keras.Model:
     """The model to export (window → probability), untrained; 'default' with one member."""
     input_shape = tuple(input_shape)
@@ -165,6 +184,27 @@ def _training_data(examples, tf_transform_output, architecture: str, seed: int =
                 .map(lambda e: (spectrograms(e[features.AUDIO_KEY]), tf.reshape(e[features.LABEL_KEY], [-1, 1]))))
     return augment.training_examples(examples, constants.BATCH_SIZE, seed, site).map(
         lambda audio, targets: (augment.mask_spectrograms(spectrograms(audio)), targets))
+
+
+def _with_teacher(teacher_frames: keras.Model, mask: bool):
+    """(spectrograms, targets[..., 2]) → (spectrograms, masked if `mask`; targets + the teacher's frame
+    probabilities on the unmasked spectrograms [..., 3])."""
+
+    def label(spectrograms, targets):
+        soft = teacher_frames(spectrograms, training=False)  # [batch, 74, 1]
+        shown = augment.mask_spectrograms(spectrograms) if mask else spectrograms
+        return shown, tf.concat([targets, soft], axis=-1)
+
+    return label
+
+
+def _student_data(examples, tf_transform_output, teacher_frames: keras.Model, seed: int,
+                  site: bool = False) -> tf.data.Dataset:
+    """The default model's training batches, labelled by the teacher as well (distillation)."""
+    spectrograms = _spectrograms(tf_transform_output)
+    return (augment.training_examples(examples, constants.BATCH_SIZE, seed, site)
+            .map(lambda audio, targets: (spectrograms(audio), targets))
+            .map(_with_teacher(teacher_frames, mask=True)))
 
 
 def _validation_data(examples, tf_transform_output, architecture: str) -> tf.data.Dataset:
@@ -246,12 +286,31 @@ def _serving_signatures(model: keras.Model, tf_transform_output: tft.TFTransform
     return signatures
 
 
+def _distil(teacher_frames: keras.Model, train, validation, tf_transform_output, epochs: int, steps: int,
+            site: bool, log_dir: str) -> keras.Model:
+    """One student network trained on the teacher's frame probabilities as well as the planted truth."""
+    print(f"Student (seed {constants.STUDENT_SEED}), distilled from the ensemble's frame probabilities", flush=True)
+    input_shape = teacher_frames.input_shape[1:]
+    student = student_network(input_shape)
+    student.fit(
+        _student_data(train, tf_transform_output, teacher_frames, constants.STUDENT_SEED, site),
+        epochs=epochs,
+        steps_per_epoch=steps,
+        validation_data=validation.map(_with_teacher(teacher_frames, mask=False)),
+        callbacks=[keras.callbacks.TensorBoard(log_dir=log_dir)],
+        verbose=2,
+    )
+    return student
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer callback: trains, logs to TensorBoard in the Trainer's output, exports the model.
 
-    custom_config: {'architecture': 'default' | 'tutorial', 'epochs': int, 'ensemble_seeds': [int, ...]},
-    already resolved by the runner (runners/pipeline_flags.py). The default model trains one member per
-    seed, one after the other, and exports one model averaging them; the tutorial model is one network.
+    custom_config: {'architecture': 'default' | 'tutorial', 'epochs': int, 'ensemble_seeds': [int, ...],
+    'student': bool}, already resolved by the runner (runners/pipeline_flags.py). The default model trains
+    one member per seed, one after the other, and exports one model averaging them; with 'student', that
+    ensemble is the teacher of one network distilled from it, which is exported instead. The tutorial
+    model is one network.
     """
     config = fn_args.custom_config
     architecture = config["architecture"]
@@ -296,6 +355,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                 networks[-1].summary(print_fn=_log.info)
             fit(networks[-1], seed, os.path.join("logs", f"member{index}"))
         model = ensemble(networks)
+        if config.get("student"):
+            model = ensemble([_distil(model.frame_probability, train, validation, tf_transform_output, epochs, steps,
+                                      site > 0, os.path.join(fn_args.model_run_dir, "logs", "student"))])
     model.save(
         fn_args.serving_model_dir, save_format="tf", signatures=_serving_signatures(model, tf_transform_output)
     )

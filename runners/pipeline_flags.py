@@ -32,6 +32,9 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
                              "(the tutorial's network on |STFT|)")
     parser.add_argument("--epochs", type=int, help=EPOCHS_HELP)
     parser.add_argument("--ensemble-seeds", type=int, nargs="+", metavar="SEED", help=ENSEMBLE_SEEDS_HELP)
+    parser.add_argument("--student", action="store_true",
+                        help="'default' architecture only: after the ensemble, distil it into one network (a third "
+                             "of the scoring cost) and push that instead")
     parser.add_argument("--recall-floor", type=float, default=configs.RECALL_FLOOR,
                         help="the Evaluator blesses only above it (at threshold 0.5)")
     parser.add_argument("--precision-floor", type=float, default=configs.PRECISION_FLOOR,
@@ -68,6 +71,7 @@ def pipeline_settings(args: argparse.Namespace) -> Dict:
         architecture=args.architecture,
         epochs=epochs,
         ensemble_seeds=ensemble_seeds,
+        student=args.student and args.architecture == constants.ARCHITECTURE_DEFAULT,
         recall_floor=args.recall_floor,
         precision_floor=args.precision_floor,
         max_regression=args.max_regression,

@@ -92,6 +92,38 @@ def test_region_loss_rewards_a_high_frame_inside_the_call_and_low_frames_outside
     assert model.region_loss(background, tf.constant(np.full((1, frames, 1), -8.0, np.float32))).numpy()[0] < 0.01
 
 
+def test_distillation_loss_adds_the_frames_cross_entropy_against_the_teacher():
+    frames = features.MODEL_FRAMES
+    inside = np.zeros(frames, np.float32)
+    inside[20:40] = 1
+    teacher = np.full(frames, 0.05, np.float32)
+    teacher[25:35] = 0.9
+    targets = tf.constant([np.stack([inside, 1 - inside, teacher], axis=-1)] * 2)
+    logits = np.full((2, frames, 1), -3.0, np.float32)
+    logits[:, 30] = 3.0  # both find the call...
+    logits[0, 25:35] = np.log(0.9 / 0.1)  # ...the first also follows the teacher over the whole call
+    loss = model.distillation_loss(targets, tf.constant(logits)).numpy()
+    region = model.region_loss(targets[:, :, :2], tf.constant(logits)).numpy()
+    p = 1 / (1 + np.exp(-logits[:, :, 0]))
+    cross_entropy = -(teacher * np.log(p) + (1 - teacher) * np.log(1 - p)).mean(axis=1)
+    np.testing.assert_allclose(loss, region + constants.STUDENT_SOFT_WEIGHT * cross_entropy, rtol=1e-5)
+    assert loss[0] < loss[1]
+
+
+def test_the_teacher_labels_unmasked_spectrograms_and_the_student_sees_them_masked():
+    shape = (features.MEL_FRAMES, features.MEL_BANDS)
+    teacher = model.ensemble([model.frame_network(shape, 42, name="member0")]).frame_probability
+    spectrograms = tf.constant(np.random.default_rng(2).normal(size=(4, *shape)).astype(np.float32))
+    targets = tf.zeros((4, features.MODEL_FRAMES, 2))
+    tf.random.set_seed(0)
+    shown, labelled = model._with_teacher(teacher, mask=True)(spectrograms, targets)
+    assert labelled.shape == (4, features.MODEL_FRAMES, 3)
+    np.testing.assert_allclose(labelled[:, :, 2:].numpy(), _infer(teacher, spectrograms.numpy()), rtol=1e-5)
+    assert np.sum(shown.numpy() == 0) > 0 and np.sum(spectrograms.numpy() == 0) == 0  # masks on the student's
+    unmasked, _ = model._with_teacher(teacher, mask=False)(spectrograms, targets)
+    np.testing.assert_array_equal(unmasked.numpy(), spectrograms.numpy())
+
+
 def test_unknown_architecture_is_rejected():
     with pytest.raises(ValueError, match="architecture"):
         model.build_model("resnet", (297, 48))

@@ -5,6 +5,7 @@ model that tells calls from noise; the second, with floors above 1.0, must not b
 """
 
 import csv
+import glob
 import json
 import os
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from components import audio, calibration, dataset, scoring, synthetic_data
+from model import features
 from pipeline import metadata
 from runners import inspect_metadata, local_runner, score_clips
 
@@ -164,3 +166,19 @@ def test_ensemble_seeds_train_one_network_per_seed_and_export_their_average(tiny
     assert np.abs(member_frames[0] - member_frames[1]).max() > 1e-4  # two seeds, two different networks
     served = scoring.WindowScorer(model_dir).frames(clip[None])[0]
     np.testing.assert_allclose(served, np.mean(member_frames, axis=0), atol=1e-5)
+
+
+def test_student_is_one_network_distilled_from_the_ensemble_and_is_what_is_exported(tiny_dataset, tmp_path):
+    import tf_keras
+
+    report = local_runner.run(["--data-root", tiny_dataset, "--output-dir", str(tmp_path), "--eval-percent", "50",
+                               "--ensemble-seeds", "42", "7", "--epochs", "1", "--student", "--recordings", ""])
+    model_dir = os.path.join(report["model_uri"], "Format-Serving")
+    networks = [layer.name for layer in tf_keras.models.load_model(model_dir, compile=False).layers
+                if layer.name.endswith("frame_logits")]
+    assert networks == ["student_frame_logits"]  # the teacher's two members are not exported
+    assert glob.glob(str(tmp_path / "pipeline" / "Trainer" / "model_run" / "*" / "logs" / "student"))
+    clip = audio.load_clip(os.path.join(tiny_dataset, dataset.POSITIVE_DIR,
+                                        sorted(os.listdir(os.path.join(tiny_dataset, dataset.POSITIVE_DIR)))[0]))
+    frames = scoring.WindowScorer(model_dir).frames(clip[None])[0]
+    assert frames.shape == (features.MODEL_FRAMES,) and np.all((frames > 0) & (frames < 1))

@@ -8,7 +8,7 @@ import pytest
 from model import constants, features
 from runners import dataflow_runner, kubeflow_v2_runner, local_runner, pipeline_flags
 
-SHARED_FLAGS = ("--architecture", "--epochs", "--ensemble-seeds", "--recall-floor", "--precision-floor",
+SHARED_FLAGS = ("--architecture", "--epochs", "--ensemble-seeds", "--student", "--recall-floor", "--precision-floor",
                 "--max-regression", "--recordings", "--backgrounds", "--hop-seconds", "--no-cache", "--verbose")
 
 
@@ -25,6 +25,7 @@ def test_the_defaults_come_from_model_constants_and_features():
     assert settings["ensemble_seeds"] == list(constants.ENSEMBLE_SEEDS)
     assert settings["hop_seconds"] == features.HOP_SECONDS
     assert settings["enable_cache"] is True
+    assert settings["student"] is False  # the ensemble is exported unless a student is asked for
 
 
 def test_given_values_win_and_the_tutorial_architecture_is_one_network():
@@ -32,6 +33,8 @@ def test_given_values_win_and_the_tutorial_architecture_is_one_network():
     assert settings["epochs"] == 3 and settings["ensemble_seeds"] == [5, 11]
     tutorial = _settings("--architecture", constants.ARCHITECTURE_TUTORIAL, "--ensemble-seeds", "5", "11")
     assert tutorial["epochs"] == constants.TUTORIAL_EPOCHS and tutorial["ensemble_seeds"] == [constants.SEED]
+    assert _settings("--student")["student"] is True
+    assert _settings("--architecture", constants.ARCHITECTURE_TUTORIAL, "--student")["student"] is False
 
 
 @pytest.mark.parametrize("runner", [local_runner, dataflow_runner, kubeflow_v2_runner])
@@ -51,7 +54,7 @@ def test_the_dataflow_runner_passes_its_flags_to_the_pipeline():
     components = {component.id: component for component in training.components}
     custom_config = json.loads(components["Trainer"].exec_properties["custom_config"])
     assert custom_config == {"architecture": constants.ARCHITECTURE_TUTORIAL, "epochs": 2,
-                             "ensemble_seeds": [constants.SEED], "reviewed": None}
+                             "ensemble_seeds": [constants.SEED], "student": False, "reviewed": None}
     assert components["CountCalibrator"].exec_properties["hop_seconds"] == 3.0
 
 
