@@ -8,6 +8,7 @@
                              [--only-folds K ...]
                              [--reviewed LABELS.csv]  (train on a review's labelled snippets as well)
                              [--student]  (one network distilled from the ensemble)
+                             [--augmentations NAME ...]  (recording-chain and source variations as well)
 
 Every training t and test fold k (of the source groups, XC<id> / sound name) gets a model that has seen
 nothing of fold k: `runners/local_runner.py --fold k+1 N --held-out-fold k` trains on the other three
@@ -113,7 +114,8 @@ def train(args, seeds, fold: int):
                                      ((fold + 1) % args.folds, args.folds), quiet=True, ensemble_seeds=seeds,
                                      held_out_fold=fold,
                                      train_backgrounds=backgrounds_dir(args.data_root) if args.site_training else "",
-                                     reviewed=args.reviewed, student=args.student)
+                                     reviewed=args.reviewed, student=args.student,
+                                     augmentations=args.augmentations)
         with open(os.path.join(fold_dir, "wall.json"), "w") as f:
             json.dump({"wall": wall}, f)
     with open(os.path.join(fold_dir, "report.json")) as f:
@@ -286,6 +288,8 @@ def main():
                         help="a review's labels whose snippets every model also trains on (bench/oracle_review.py)")
     parser.add_argument("--student", action="store_true",
                         help="each model is one network distilled from the ensemble (local_runner.py --student)")
+    parser.add_argument("--augmentations", nargs="+", default=[], choices=constants.AUGMENTATIONS, metavar="NAME",
+                        help="train with these variations as well (local_runner.py --augmentations)")
     parser.add_argument("--calibrate-on", choices=("others", "untrained"), default="others",
                         help="site calibration's backgrounds: every fold's but the test fold's (default), or only "
                              "the eval fold's, which a site-trained model has not trained on")

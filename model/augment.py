@@ -35,6 +35,9 @@ class _Random:
         seed = self._seed + tf.constant([salt * 7919, 0], tf.int64)
         return tf.random.stateless_uniform([], seed, minval=low, maxval=high, dtype=dtype)
 
+    def normal(self, salt: int, shape):
+        return tf.random.stateless_normal(shape, self._seed + tf.constant([salt * 7919, 1], tf.int64))
+
 
 def _rms(x: tf.Tensor, where=None) -> tf.Tensor:
     if where is None:
@@ -88,10 +91,78 @@ def call_targets(audio: tf.Tensor) -> tf.Tensor:
     return _frame_targets(first / features.SAMPLE_RATE, features.CLIP_SECONDS)
 
 
-def _make_call(seed, index, call, first, second):
+# --- Recording-chain and source variation (constants.AUGMENTATIONS, each on only when named) ---------
+
+_BIN_HZ = tf.linspace(0.0, features.SAMPLE_RATE / 2.0, _SAMPLES // 2 + 1)  # the rfft bins of a window
+_REVERB_SAMPLES = int(constants.REVERB_SECONDS[1] * features.SAMPLE_RATE)
+
+
+def _reshaped(audio: tf.Tensor, gains: tf.Tensor) -> tf.Tensor:
+    """float32[48000] with its spectrum multiplied by gains float32[bins] (smooth gains: little wrap-around)."""
+    return tf.signal.irfft(tf.signal.rfft(audio) * tf.complex(gains, 0.0), fft_length=[_SAMPLES])
+
+
+def _soft_step(hz: tf.Tensor, edge: tf.Tensor) -> tf.Tensor:
+    """0 below `edge`, 1 above, over about a fifth of an octave."""
+    return tf.sigmoid((hz - edge) / (0.07 * edge))
+
+
+def _sometimes(random: _Random, salt: int, altered: tf.Tensor, audio: tf.Tensor) -> tf.Tensor:
+    return tf.where(random.uniform(salt) < constants.AUGMENTATION_PROBABILITY, altered, audio)
+
+
+def _recording_chain(audio: tf.Tensor, random: _Random, augmentations) -> tf.Tensor:
+    """A whole window as another recorder would have heard it: EQ tilt, band-pass, noise in the call band."""
+    if "eq_tilt" in augmentations:
+        tilt = random.uniform(30, -constants.EQ_TILT_DB_PER_OCTAVE, constants.EQ_TILT_DB_PER_OCTAVE)
+        octaves = tf.math.log(tf.maximum(_BIN_HZ, 50.0) / 1000.0) / tf.math.log(2.0)
+        audio = _sometimes(random, 31, _reshaped(audio, _decibels(tilt * octaves)), audio)
+    if "band_pass" in augmentations:
+        low, high = random.uniform(32, *constants.BAND_PASS_LOW_HZ), random.uniform(33, *constants.BAND_PASS_HIGH_HZ)
+        gains = _soft_step(_BIN_HZ, low) * (1.0 - _soft_step(_BIN_HZ, high))
+        audio = _sometimes(random, 34, _reshaped(audio, gains), audio)
+    if "band_noise" in augmentations:
+        bottom, top = constants.BAND_NOISE_HZ
+        low = random.uniform(35, bottom, (bottom + top) / 2)
+        high = random.uniform(36, low + 200.0, top)
+        noise = _reshaped(random.normal(37, [_SAMPLES]), _soft_step(_BIN_HZ, low) * (1.0 - _soft_step(_BIN_HZ, high)))
+        noise *= _rms(audio) / _rms(noise) * _decibels(-random.uniform(38, *constants.BAND_NOISE_BELOW_DB))
+        audio = _sometimes(random, 39, audio + noise, audio)
+    return audio
+
+
+def _source_variation(clip: tf.Tensor, first_sample: tf.Tensor, random: _Random, augmentations) -> tf.Tensor:
+    """A call clip as another bird or a farther one would sound: resampled a little faster or slower
+    (pitch and length), low-passed with a reverb tail. The front padding stays silent."""
+    recorded = _POSITIONS >= first_sample
+    if "speed" in augmentations:
+        rate = 1.0 + random.uniform(40, -constants.SPEED_CHANGE, constants.SPEED_CHANGE)
+        source = tf.cast(first_sample, tf.float32) + tf.cast(_POSITIONS - first_sample, tf.float32) * rate
+        below = tf.clip_by_value(tf.cast(tf.floor(source), tf.int32), 0, _SAMPLES - 1)
+        above = tf.minimum(below + 1, _SAMPLES - 1)
+        weight = source - tf.floor(source)
+        resampled = tf.gather(clip, below) * (1.0 - weight) + tf.gather(clip, above) * weight
+        resampled = tf.where(recorded & (source < _SAMPLES - 1), resampled, 0.0)
+        clip = _sometimes(random, 41, resampled, clip)
+    if "distance" in augmentations:
+        cutoff = random.uniform(42, *constants.DISTANCE_LOWPASS_HZ)
+        far = _reshaped(clip, 1.0 - _soft_step(_BIN_HZ, cutoff))
+        # Reverb: the direct sound, then noise decaying by 60 dB over the tail's length.
+        tail = random.uniform(43, *constants.REVERB_SECONDS) * features.SAMPLE_RATE
+        t = tf.range(_REVERB_SAMPLES, dtype=tf.float32)
+        response = random.normal(44, [_REVERB_SAMPLES]) * tf.exp(-6.9 * t / tail) * 0.1
+        response = tf.tensor_scatter_nd_update(response, [[0]], [1.0])
+        length = 2 * _SAMPLES  # linear, not circular, convolution
+        far = tf.signal.irfft(tf.signal.rfft(far, [length]) * tf.signal.rfft(response, [length]), [length])[:_SAMPLES]
+        clip = _sometimes(random, 45, tf.where(recorded, far, 0.0), clip)
+    return clip
+
+
+def _make_call(seed, index, call, first, second, augmentations=()):
     random = _Random(seed, 1, index)
-    clip = _as_recorded_or_mp3(call, random, 1)
-    first_sample = _first_sample(clip)
+    recorded = _as_recorded_or_mp3(call, random, 1)
+    first_sample = _first_sample(recorded)
+    clip = _source_variation(recorded, first_sample, random, augmentations)
     length = _SAMPLES - first_sample
     # Where the clip's first real sample lands in the window: anywhere that keeps PLANT_MIN_INSIDE_SECONDS
     # (or the whole clip, if shorter) inside.
@@ -108,20 +179,21 @@ def _make_call(seed, index, call, first, second):
     gain = _rms(background, span) / clip_rms * _decibels(random.uniform(3, *constants.PLANT_SNR_DB))
     planted = background + placed * fades * gain
     as_recorded = random.uniform(4) < constants.CLEAN_CALL_PROBABILITY
-    audio = tf.where(as_recorded, clip, planted)
+    audio = tf.where(as_recorded, recorded, planted)
     to_seconds = lambda samples: tf.cast(samples, tf.float32) / features.SAMPLE_RATE  # noqa: E731
-    targets = tf.where(as_recorded, call_targets(clip), _frame_targets(to_seconds(begin), to_seconds(end)))
-    return audio * _decibels(random.uniform(5, *constants.GAIN_DB)), targets
+    targets = tf.where(as_recorded, call_targets(recorded), _frame_targets(to_seconds(begin), to_seconds(end)))
+    return _recording_chain(audio * _decibels(random.uniform(5, *constants.GAIN_DB)), random, augmentations), targets
 
 
-def _make_other(seed, index, first, second, third):
+def _make_other(seed, index, first, second, third, augmentations=()):
     random = _Random(seed, 2, index)
     audio = _background(first, second, random)
     under = _as_recorded_or_mp3(third, random, 1)
     attenuation = _decibels(-random.uniform(2, *constants.MIX_ATTENUATION_DB))
     mixed = audio + under * _rms(audio) / _rms(under) * attenuation
     audio = tf.where(random.uniform(3) < constants.MIX_PROBABILITY, mixed, audio)
-    return audio * _decibels(random.uniform(5, *constants.GAIN_DB)), background_targets()
+    return _recording_chain(audio * _decibels(random.uniform(5, *constants.GAIN_DB)), random, augmentations), \
+        background_targets()
 
 
 def is_call(example) -> tf.Tensor:
@@ -136,7 +208,7 @@ def is_site(example) -> tf.Tensor:
 
 
 def training_examples(examples: tf.data.Dataset, batch_size: int, seed: int = constants.SEED,
-                      site: bool = False) -> tf.data.Dataset:
+                      site: bool = False, augmentations=()) -> tf.data.Dataset:
     """Endless batches of freshly augmented training windows, half of them with a call.
 
     Args:
@@ -145,6 +217,7 @@ def training_examples(examples: tf.data.Dataset, batch_size: int, seed: int = co
       seed: the same seed gives the same batches.
       site: whether `examples` hold site background windows (is_site): then calls are planted into them and
         they are mixed under non-calls, SITE_BACKGROUND_PROBABILITY of the time, and never stand alone.
+      augmentations: names from constants.AUGMENTATIONS to apply as well (none by default).
 
     Returns:
       (audio float32[batch, 48000], frame targets float32[batch, MODEL_FRAMES, 2]) batches.
@@ -166,8 +239,8 @@ def training_examples(examples: tf.data.Dataset, batch_size: int, seed: int = co
     alternate = tf.data.Dataset.range(2).repeat()
     return (
         tf.data.Dataset.choose_from_datasets(
-            [with_calls.map(lambda i, e: _make_call(seed, i, *e), num_parallel_calls=parallel),
-             without.map(lambda i, e: _make_other(seed, i, *e), num_parallel_calls=parallel)],
+            [with_calls.map(lambda i, e: _make_call(seed, i, *e, augmentations), num_parallel_calls=parallel),
+             without.map(lambda i, e: _make_other(seed, i, *e, augmentations), num_parallel_calls=parallel)],
             alternate,
         )
         .batch(batch_size, drop_remainder=True)

@@ -57,6 +57,23 @@ SITE_BACKGROUND_PROBABILITY = 0.5
 # Every clip: the mp3 round trip half of the time, and a random gain.
 MP3_PROBABILITY = 0.5
 GAIN_DB = (-20.0, 10.0)
+# Recording-chain and source variation (model/augment.py), each on only when named (--augmentations), so
+# each can be measured against the same training without it. Each applies to this share of the windows:
+# - eq_tilt: the whole window's spectrum tilted by up to 3 dB per octave either way (microphones, housings);
+# - band_pass: the window band-passed between a low edge of 50-600 Hz and a high one of 2.5-8 kHz;
+# - band_noise: noise inside the call band (a random band within 300-2,500 Hz) added 0-15 dB below the window;
+# - distance: a planted call low-passed (1.5-5 kHz) with a short reverb tail (0.05-0.4 s), as from afar;
+# - speed: a planted call resampled 4 % faster or slower (pitch and length together).
+AUGMENTATIONS = ("eq_tilt", "band_pass", "band_noise", "distance", "speed")
+AUGMENTATION_PROBABILITY = 0.5
+EQ_TILT_DB_PER_OCTAVE = 3.0
+BAND_PASS_LOW_HZ = (50.0, 600.0)
+BAND_PASS_HIGH_HZ = (2_500.0, 8_000.0)
+BAND_NOISE_HZ = (300.0, 2_500.0)
+BAND_NOISE_BELOW_DB = (0.0, 15.0)
+DISTANCE_LOWPASS_HZ = (1_500.0, 5_000.0)
+REVERB_SECONDS = (0.05, 0.4)
+SPEED_CHANGE = 0.04
 # SpecAugment-style masks on the spectrogram.
 TIME_MASKS = 2
 TIME_MASK_FRAMES = 30  # up to 0.3 s each

@@ -177,12 +177,12 @@ def _spectrograms(tf_transform_output):
 
 
 def _training_data(examples, tf_transform_output, architecture: str, seed: int = constants.SEED,
-                   site: bool = False) -> tf.data.Dataset:
+                   site: bool = False, augmentations=()) -> tf.data.Dataset:
     spectrograms = _spectrograms(tf_transform_output)
     if architecture == constants.ARCHITECTURE_TUTORIAL:  # the tutorial: clips as they are, one label each
         return (examples.cache().shuffle(1024, seed=seed).repeat().batch(constants.BATCH_SIZE)
                 .map(lambda e: (spectrograms(e[features.AUDIO_KEY]), tf.reshape(e[features.LABEL_KEY], [-1, 1]))))
-    return augment.training_examples(examples, constants.BATCH_SIZE, seed, site).map(
+    return augment.training_examples(examples, constants.BATCH_SIZE, seed, site, augmentations).map(
         lambda audio, targets: (augment.mask_spectrograms(spectrograms(audio)), targets))
 
 
@@ -199,10 +199,10 @@ def _with_teacher(teacher_frames: keras.Model, mask: bool):
 
 
 def _student_data(examples, tf_transform_output, teacher_frames: keras.Model, seed: int,
-                  site: bool = False) -> tf.data.Dataset:
+                  site: bool = False, augmentations=()) -> tf.data.Dataset:
     """The default model's training batches, labelled by the teacher as well (distillation)."""
     spectrograms = _spectrograms(tf_transform_output)
-    return (augment.training_examples(examples, constants.BATCH_SIZE, seed, site)
+    return (augment.training_examples(examples, constants.BATCH_SIZE, seed, site, augmentations)
             .map(lambda audio, targets: (spectrograms(audio), targets))
             .map(_with_teacher(teacher_frames, mask=True)))
 
@@ -287,13 +287,13 @@ def _serving_signatures(model: keras.Model, tf_transform_output: tft.TFTransform
 
 
 def _distil(teacher_frames: keras.Model, train, validation, tf_transform_output, epochs: int, steps: int,
-            site: bool, log_dir: str) -> keras.Model:
+            site: bool, augmentations, log_dir: str) -> keras.Model:
     """One student network trained on the teacher's frame probabilities as well as the planted truth."""
     print(f"Student (seed {constants.STUDENT_SEED}), distilled from the ensemble's frame probabilities", flush=True)
     input_shape = teacher_frames.input_shape[1:]
     student = student_network(input_shape)
     student.fit(
-        _student_data(train, tf_transform_output, teacher_frames, constants.STUDENT_SEED, site),
+        _student_data(train, tf_transform_output, teacher_frames, constants.STUDENT_SEED, site, augmentations),
         epochs=epochs,
         steps_per_epoch=steps,
         validation_data=validation.map(_with_teacher(teacher_frames, mask=False)),
@@ -307,7 +307,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer callback: trains, logs to TensorBoard in the Trainer's output, exports the model.
 
     custom_config: {'architecture': 'default' | 'tutorial', 'epochs': int, 'ensemble_seeds': [int, ...],
-    'student': bool}, already resolved by the runner (runners/pipeline_flags.py). The default model trains
+    'student': bool, 'augmentations': [name, ...]}, already resolved by the runner (runners/pipeline_flags.py). The default model trains
     one member per seed, one after the other, and exports one model averaging them; with 'student', that
     ensemble is the teacher of one network distilled from it, which is exported instead. The tutorial
     model is one network.
@@ -316,6 +316,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     architecture = config["architecture"]
     epochs = int(config["epochs"])
     seeds = [int(s) for s in config["ensemble_seeds"]]
+    augmentations = tuple(config.get("augmentations") or ())
     keras.utils.set_random_seed(constants.SEED)
 
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
@@ -332,7 +333,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     def fit(network: keras.Model, seed: int, log_dir: str, **fit_args) -> None:
         network.fit(
-            _training_data(train, tf_transform_output, architecture, seed, site > 0),
+            _training_data(train, tf_transform_output, architecture, seed, site > 0, augmentations),
             epochs=epochs,
             steps_per_epoch=steps,
             validation_data=validation,
@@ -357,7 +358,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         model = ensemble(networks)
         if config.get("student"):
             model = ensemble([_distil(model.frame_probability, train, validation, tf_transform_output, epochs, steps,
-                                      site > 0, os.path.join(fn_args.model_run_dir, "logs", "student"))])
+                                      site > 0, augmentations, os.path.join(fn_args.model_run_dir, "logs", "student"))])
     model.save(
         fn_args.serving_model_dir, save_format="tf", signatures=_serving_signatures(model, tf_transform_output)
     )

@@ -76,6 +76,7 @@ def create_pipeline(
     backgrounds: Optional[str] = None,
     reviewed: Optional[Dict] = None,
     student: bool = False,
+    augmentations: Sequence[str] = (),
     metadata_connection_config=None,
     beam_pipeline_args: Optional[List[str]] = None,
     enable_cache: bool = True,
@@ -102,6 +103,7 @@ def create_pipeline(
       reviewed: the review labels the ingestion took ({'file', 'sha256', ...}, ingest.run_ingestion's
         summary), recorded in the Trainer's config so ML Metadata shows which review a model learnt from.
       student: distil the ensemble into one network and export that ('default' only; model/model.py).
+      augmentations: recording-chain and source variations to train with as well (constants.AUGMENTATIONS).
       metadata_connection_config: ML Metadata connection (SQLite locally); None lets the runner choose.
       beam_pipeline_args: Beam options for the Beam-based components.
       enable_cache: reuse earlier outputs of components whose inputs did not change.
@@ -145,7 +147,7 @@ def create_pipeline(
         train_args=tfx.proto.TrainArgs(),  # no step count: run_fn sets its own steps per epoch
         eval_args=tfx.proto.EvalArgs(),
         custom_config={"architecture": architecture, "epochs": epochs, "ensemble_seeds": list(ensemble_seeds),
-                       "student": student,
+                       "student": student, "augmentations": list(augmentations),
                        "reviewed": reviewed and {"file": reviewed["file"], "sha256": reviewed["sha256"]}},
     )
     # The last blessed model, the baseline the new one must not be worse than.

@@ -35,6 +35,9 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--student", action="store_true",
                         help="'default' architecture only: after the ensemble, distil it into one network (a third "
                              "of the scoring cost) and push that instead")
+    parser.add_argument("--augmentations", nargs="+", choices=constants.AUGMENTATIONS, default=[], metavar="NAME",
+                        help="'default' architecture only: recording-chain and source variations to train with as "
+                             f"well ({', '.join(constants.AUGMENTATIONS)}; model/constants.py; none by default)")
     parser.add_argument("--recall-floor", type=float, default=configs.RECALL_FLOOR,
                         help="the Evaluator blesses only above it (at threshold 0.5)")
     parser.add_argument("--precision-floor", type=float, default=configs.PRECISION_FLOOR,
@@ -72,6 +75,7 @@ def pipeline_settings(args: argparse.Namespace) -> Dict:
         epochs=epochs,
         ensemble_seeds=ensemble_seeds,
         student=args.student and args.architecture == constants.ARCHITECTURE_DEFAULT,
+        augmentations=list(args.augmentations) if args.architecture == constants.ARCHITECTURE_DEFAULT else [],
         recall_floor=args.recall_floor,
         precision_floor=args.precision_floor,
         max_regression=args.max_regression,

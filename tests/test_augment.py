@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from model import augment, features
+from model import augment, constants, features
 
 RATE = features.SAMPLE_RATE
 
@@ -103,3 +103,67 @@ def test_site_windows_are_backgrounds_for_calls_and_under_non_calls_never_alone(
     assert 0.2 < heard[~calls].mean() < 0.5
     noise_power = broadband - site_power
     assert np.all(noise_power[~calls] > 0.5 * site_power[~calls])
+
+
+def _spectra(augmentations, batch: int = 200):
+    """Power spectra of one batch's call windows and non-call windows (tone calls, noise non-calls)."""
+    audio, targets = next(iter(augment.training_examples(_examples(), batch, augmentations=augmentations)))
+    calls = targets.numpy()[:, :, augment.INSIDE].any(axis=1)
+    spectra = np.abs(np.fft.rfft(audio.numpy(), axis=1)) ** 2
+    return spectra, calls, targets.numpy()
+
+
+def _changed(varied: np.ndarray, plain: np.ndarray) -> np.ndarray:
+    return ~np.all(np.isclose(varied, plain, rtol=1e-3, atol=1e-6), axis=1)
+
+
+def test_each_variation_changes_its_share_of_windows_and_never_the_targets():
+    plain, calls, plain_targets = _spectra(())
+    for name in constants.AUGMENTATIONS:
+        varied, _, targets = _spectra((name,))
+        np.testing.assert_array_equal(targets, plain_targets)  # the call is where it was
+        changed = _changed(varied, plain)
+        if name in ("distance", "speed"):  # planted calls only (70 % of calls), half of them
+            assert not changed[~calls].any() and 0.2 < changed[calls].mean() < 0.5, name
+        else:  # every window, half of the time
+            assert 0.35 < changed.mean() < 0.65, name
+
+
+def test_band_noise_lands_inside_the_call_band_and_band_pass_removes_the_extremes():
+    hz = np.fft.rfftfreq(features.CLIP_SAMPLES, 1 / RATE)
+    plain, _, _ = _spectra(())
+    noisy, _, _ = _spectra(("band_noise",))
+    added = (noisy - plain)[_changed(noisy, plain)]
+    band = (hz > constants.BAND_NOISE_HZ[0] * 0.8) & (hz < constants.BAND_NOISE_HZ[1] * 1.2)
+    assert added[:, band].sum() > 20 * np.abs(added[:, hz > 4_000]).sum()
+    passed, _, _ = _spectra(("band_pass",))
+    changed = _changed(passed, plain)
+    high, low = hz > 7_000, hz < 40
+    assert np.median(passed[changed][:, high].sum(axis=1) / plain[changed][:, high].sum(axis=1)) < 0.5
+    assert np.median(passed[changed][:, low].sum(axis=1) / plain[changed][:, low].sum(axis=1)) < 0.1
+
+
+def test_speed_moves_a_planted_calls_pitch_by_at_most_four_percent():
+    hz = np.fft.rfftfreq(features.CLIP_SAMPLES, 1 / RATE)
+    plain, calls, _ = _spectra(())
+    faster, _, _ = _spectra(("speed",))
+    peaks = hz[np.argmax(faster[calls], axis=1)]
+    assert np.all(np.abs(peaks - 1_000) <= 1_000 * constants.SPEED_CHANGE + 2)
+    assert np.mean(np.abs(peaks - 1_000) > 5) > 0.15  # some were resampled
+    assert np.all(hz[np.argmax(plain[calls], axis=1)] == 1_000)
+
+
+def test_distance_low_passes_a_call_adds_a_reverb_tail_and_keeps_the_padding_silent():
+    burst = np.zeros(features.CLIP_SAMPLES, np.float32)
+    burst[RATE : 2 * RATE] = np.random.default_rng(3).normal(size=RATE)  # 1 s of padding, 1 s of noise, silence
+    hz = np.fft.rfftfreq(features.CLIP_SAMPLES, 1 / RATE)
+    high = hz > constants.DISTANCE_LOWPASS_HZ[1] * 1.2
+    varied = [augment._source_variation(tf.constant(burst), tf.constant(RATE), augment._Random(42, 1, tf.constant(i, tf.int64)),
+                                        ("distance",)).numpy() for i in range(20)]
+    far = [v for v in varied if not np.array_equal(v, burst)]
+    assert 5 <= len(far) <= 15  # half of the time
+    for v in far:
+        assert np.all(v[:RATE] == 0)
+        assert (np.abs(np.fft.rfft(v)[high]) ** 2).sum() < 0.05 * (np.abs(np.fft.rfft(burst)[high]) ** 2).sum()
+        tail = v[2 * RATE : 2 * RATE + int(0.04 * RATE)]  # the first 40 ms after the burst ends
+        assert np.sum(tail ** 2) > 1e-5 * np.sum(burst ** 2)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from components import audio, calibration, dataset, scoring, synthetic_data
-from model import features
+from model import constants, features
 from pipeline import metadata
 from runners import inspect_metadata, local_runner, score_clips
 
@@ -171,8 +171,10 @@ def test_ensemble_seeds_train_one_network_per_seed_and_export_their_average(tiny
 def test_student_is_one_network_distilled_from_the_ensemble_and_is_what_is_exported(tiny_dataset, tmp_path):
     import tf_keras
 
+    # Every augmentation on too, so the Trainer runs each of them in its input pipeline.
     report = local_runner.run(["--data-root", tiny_dataset, "--output-dir", str(tmp_path), "--eval-percent", "50",
-                               "--ensemble-seeds", "42", "7", "--epochs", "1", "--student", "--recordings", ""])
+                               "--ensemble-seeds", "42", "7", "--epochs", "1", "--student", "--recordings", "",
+                               "--augmentations", *constants.AUGMENTATIONS])
     model_dir = os.path.join(report["model_uri"], "Format-Serving")
     networks = [layer.name for layer in tf_keras.models.load_model(model_dir, compile=False).layers
                 if layer.name.endswith("frame_logits")]

@@ -8,7 +8,7 @@ import pytest
 from model import constants, features
 from runners import dataflow_runner, kubeflow_v2_runner, local_runner, pipeline_flags
 
-SHARED_FLAGS = ("--architecture", "--epochs", "--ensemble-seeds", "--student", "--recall-floor", "--precision-floor",
+SHARED_FLAGS = ("--architecture", "--epochs", "--ensemble-seeds", "--student", "--augmentations", "--recall-floor", "--precision-floor",
                 "--max-regression", "--recordings", "--backgrounds", "--hop-seconds", "--no-cache", "--verbose")
 
 
@@ -34,6 +34,8 @@ def test_given_values_win_and_the_tutorial_architecture_is_one_network():
     tutorial = _settings("--architecture", constants.ARCHITECTURE_TUTORIAL, "--ensemble-seeds", "5", "11")
     assert tutorial["epochs"] == constants.TUTORIAL_EPOCHS and tutorial["ensemble_seeds"] == [constants.SEED]
     assert _settings("--student")["student"] is True
+    assert _settings("--augmentations", "speed", "band_noise")["augmentations"] == ["speed", "band_noise"]
+    assert settings.get("augmentations", []) == [] and tutorial["augmentations"] == []
     assert _settings("--architecture", constants.ARCHITECTURE_TUTORIAL, "--student")["student"] is False
 
 
@@ -54,7 +56,8 @@ def test_the_dataflow_runner_passes_its_flags_to_the_pipeline():
     components = {component.id: component for component in training.components}
     custom_config = json.loads(components["Trainer"].exec_properties["custom_config"])
     assert custom_config == {"architecture": constants.ARCHITECTURE_TUTORIAL, "epochs": 2,
-                             "ensemble_seeds": [constants.SEED], "student": False, "reviewed": None}
+                             "ensemble_seeds": [constants.SEED], "student": False, "augmentations": [],
+                             "reviewed": None}
     assert components["CountCalibrator"].exec_properties["hop_seconds"] == 3.0
 
 
