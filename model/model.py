@@ -286,31 +286,14 @@ def _serving_signatures(model: keras.Model, tf_transform_output: tft.TFTransform
     return signatures
 
 
-def _distil(teacher_frames: keras.Model, train, validation, tf_transform_output, epochs: int, steps: int,
-            site: bool, augmentations, log_dir: str) -> keras.Model:
-    """One student network trained on the teacher's frame probabilities as well as the planted truth."""
-    print(f"Student (seed {constants.STUDENT_SEED}), distilled from the ensemble's frame probabilities", flush=True)
-    input_shape = teacher_frames.input_shape[1:]
-    student = student_network(input_shape)
-    student.fit(
-        _student_data(train, tf_transform_output, teacher_frames, constants.STUDENT_SEED, site, augmentations),
-        epochs=epochs,
-        steps_per_epoch=steps,
-        validation_data=validation.map(_with_teacher(teacher_frames, mask=False)),
-        callbacks=[keras.callbacks.TensorBoard(log_dir=log_dir)],
-        verbose=2,
-    )
-    return student
-
-
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer callback: trains, logs to TensorBoard in the Trainer's output, exports the model.
 
     custom_config: {'architecture': 'default' | 'tutorial', 'epochs': int, 'ensemble_seeds': [int, ...],
-    'student': bool, 'augmentations': [name, ...]}, already resolved by the runner (runners/pipeline_flags.py). The default model trains
-    one member per seed, one after the other, and exports one model averaging them; with 'student', that
-    ensemble is the teacher of one network distilled from it, which is exported instead. The tutorial
-    model is one network.
+    'student': bool, 'augmentations': [name, ...]}, already resolved by the runner (runners/pipeline_flags.py).
+    The default model trains one member per seed, one after the other, and exports one model averaging them;
+    with 'student', that ensemble is the teacher of one network distilled from it, which is exported
+    instead. The tutorial model is one network.
     """
     config = fn_args.custom_config
     architecture = config["architecture"]
@@ -331,12 +314,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     input_shape = tf_transform_output.transformed_feature_spec()[_AUDIO_XF].shape  # [frames, bins]
     validation = _validation_data(evaluation, tf_transform_output, architecture)
 
-    def fit(network: keras.Model, seed: int, log_dir: str, **fit_args) -> None:
+    def fit(network: keras.Model, training: tf.data.Dataset, log_dir: str, validating=validation, **fit_args) -> None:
         network.fit(
-            _training_data(train, tf_transform_output, architecture, seed, site > 0, augmentations),
+            training,
             epochs=epochs,
             steps_per_epoch=steps,
-            validation_data=validation,
+            validation_data=validating,
             callbacks=[keras.callbacks.TensorBoard(log_dir=os.path.join(fn_args.model_run_dir, log_dir))],
             verbose=2,
             **fit_args,
@@ -346,7 +329,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         model = build_model(architecture, input_shape)
         model.summary(print_fn=_log.info)
         # Its batches keep the split's 1:3 balance, as in the tutorial.
-        fit(model, seeds[0], "logs", class_weight={0: clips / (2.0 * (clips - calls)), 1: clips / (2.0 * calls)})
+        fit(model, _training_data(train, tf_transform_output, architecture, seeds[0]), "logs",
+            class_weight={0: clips / (2.0 * (clips - calls)), 1: clips / (2.0 * calls)})
     else:
         networks = []
         for index, seed in enumerate(seeds):
@@ -354,11 +338,18 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             networks.append(frame_network(input_shape, seed, name=f"member{index}_frame_logits"))
             if index == 0:  # the members share one architecture: one summary is enough
                 networks[-1].summary(print_fn=_log.info)
-            fit(networks[-1], seed, os.path.join("logs", f"member{index}"))
+            fit(networks[-1], _training_data(train, tf_transform_output, architecture, seed, site > 0, augmentations),
+                os.path.join("logs", f"member{index}"))
         model = ensemble(networks)
-        if config.get("student"):
-            model = ensemble([_distil(model.frame_probability, train, validation, tf_transform_output, epochs, steps,
-                                      site > 0, augmentations, os.path.join(fn_args.model_run_dir, "logs", "student"))])
+        if config.get("student"):  # distil the ensemble into one network and export that instead
+            teacher = model.frame_probability
+            print(f"Student (seed {constants.STUDENT_SEED}), distilled from the ensemble's frame probabilities",
+                  flush=True)
+            student = student_network(input_shape)
+            fit(student, _student_data(train, tf_transform_output, teacher, constants.STUDENT_SEED, site > 0,
+                                       augmentations),
+                os.path.join("logs", "student"), validation.map(_with_teacher(teacher, mask=False)))
+            model = ensemble([student])
     model.save(
         fn_args.serving_model_dir, save_format="tf", signatures=_serving_signatures(model, tf_transform_output)
     )
