@@ -107,6 +107,11 @@ def _soft_step(hz: tf.Tensor, edge: tf.Tensor) -> tf.Tensor:
     return tf.sigmoid((hz - edge) / (0.07 * edge))
 
 
+def _band(low: tf.Tensor, high: tf.Tensor) -> tf.Tensor:
+    """Gains per rfft bin: 1 between `low` and `high` Hz, soft edges, 0 outside."""
+    return _soft_step(_BIN_HZ, low) * (1.0 - _soft_step(_BIN_HZ, high))
+
+
 def _sometimes(random: _Random, salt: int, altered: tf.Tensor, audio: tf.Tensor) -> tf.Tensor:
     return tf.where(random.uniform(salt) < constants.AUGMENTATION_PROBABILITY, altered, audio)
 
@@ -119,13 +124,12 @@ def _recording_chain(audio: tf.Tensor, random: _Random, augmentations) -> tf.Ten
         audio = _sometimes(random, 31, _reshaped(audio, _decibels(tilt * octaves)), audio)
     if "band_pass" in augmentations:
         low, high = random.uniform(32, *constants.BAND_PASS_LOW_HZ), random.uniform(33, *constants.BAND_PASS_HIGH_HZ)
-        gains = _soft_step(_BIN_HZ, low) * (1.0 - _soft_step(_BIN_HZ, high))
-        audio = _sometimes(random, 34, _reshaped(audio, gains), audio)
+        audio = _sometimes(random, 34, _reshaped(audio, _band(low, high)), audio)
     if "band_noise" in augmentations:
         bottom, top = constants.BAND_NOISE_HZ
         low = random.uniform(35, bottom, (bottom + top) / 2)
         high = random.uniform(36, low + 200.0, top)
-        noise = _reshaped(random.normal(37, [_SAMPLES]), _soft_step(_BIN_HZ, low) * (1.0 - _soft_step(_BIN_HZ, high)))
+        noise = _reshaped(random.normal(37, [_SAMPLES]), _band(low, high))
         noise *= _rms(audio) / _rms(noise) * _decibels(-random.uniform(38, *constants.BAND_NOISE_BELOW_DB))
         audio = _sometimes(random, 39, audio + noise, audio)
     return audio

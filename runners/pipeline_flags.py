@@ -67,6 +67,7 @@ def pipeline_settings(args: argparse.Namespace) -> Dict:
     connection and the Beam args.
     """
     epochs, ensemble_seeds = _trainer_settings(args.architecture, args.epochs, args.ensemble_seeds)
+    frame_model = args.architecture == constants.ARCHITECTURE_DEFAULT  # students and augmentations are its alone
     return dict(
         pipeline_name=configs.PIPELINE_NAME,
         preprocessing_fn=configs.PREPROCESSING_FN,
@@ -74,8 +75,8 @@ def pipeline_settings(args: argparse.Namespace) -> Dict:
         architecture=args.architecture,
         epochs=epochs,
         ensemble_seeds=ensemble_seeds,
-        student=args.student and args.architecture == constants.ARCHITECTURE_DEFAULT,
-        augmentations=list(args.augmentations) if args.architecture == constants.ARCHITECTURE_DEFAULT else [],
+        student=args.student and frame_model,
+        augmentations=list(args.augmentations) if frame_model else [],
         recall_floor=args.recall_floor,
         precision_floor=args.precision_floor,
         max_regression=args.max_regression,
