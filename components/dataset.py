@@ -46,6 +46,9 @@ class LabelledClip:
     recording: bool = False
     # Its k-fold fold where it is dealt rather than hashed (site backgrounds: few, and whole recordings).
     dealt_fold: Optional[int] = None
+    # Always in train, never eval (reviewed snippets: the eval split that blesses and calibrates stays the
+    # curated clips, so one run's eval is comparable with the last blessed model's).
+    train_only: bool = False
 
 
 def group_of(filename: str) -> str:
@@ -81,7 +84,10 @@ def clip_fold(clip: LabelledClip, folds: int) -> int:
 
 def clip_split(clip: LabelledClip, eval_percent: int = DEFAULT_EVAL_PERCENT,
                fold: Optional[Tuple[int, int]] = None) -> str:
-    """'train' or 'eval' for a clip: split_of its group, except that in k-fold a dealt clip follows its fold."""
+    """'train' or 'eval' for a clip: split_of its group, except that a train-only clip is in train and in
+    k-fold a dealt clip follows its fold."""
+    if clip.train_only:
+        return TRAIN_SPLIT
     if fold is not None and clip.dealt_fold is not None:
         return EVAL_SPLIT if clip_fold(clip, fold[1]) == fold[0] else TRAIN_SPLIT
     return split_of(clip.group, eval_percent, fold)

@@ -2,8 +2,15 @@
 back into the next ingestion, so the next pipeline run learns the site.
 
 Each labelled item becomes one clip: 3 s of its snippet (16 kHz mono wav in the review folder), centred on
-the item's stretch. 'call' is label 1, 'not_call' label 0; unsure and empty labels are left out. The
-clip's group is `review-<recording>`, so the windows of one recording never split across train and eval.
+the item's stretch. 'call' is label 1, 'not_call' label 0; unsure and empty labels are left out.
+
+- Every reviewed clip is train-only: the eval split, which blesses the model and whose calls calibrate the
+  operating point, stays the curated clips. (With reviewed calls in eval, k-fold calibration moved to
+  thresholds of 0.02-0.05 on one fold; BENCHMARKS.md, review.)
+- A call's group is `review-<recording>`.
+- A not-call is a window of the site's own audio, so it joins the site background windows
+  (`site-review-<recording>`): training plants calls into it and mixes it under non-calls, and it never
+  stands alone as a negative. As a plain negative it taught the model to score faint forest calls down.
 """
 
 import hashlib
@@ -43,8 +50,10 @@ def reviewed_clips(labels_csv: str, review_dir: Optional[str] = None) -> Tuple[L
         # 3 s centred on the item (a window is 3 s; a detection may be longer), inside the snippet.
         centre = (item["start_s"] + item["end_s"]) / 2
         offset = min(max(centre - features.CLIP_SECONDS / 2 - begin, 0.0), max(end - begin - features.CLIP_SECONDS, 0.0))
-        clips.append(dataset.LabelledClip(os.path.join(review_dir, item["audio"]), label, group_of(item["recording"]),
-                                          round(offset, 3)))
+        group = group_of(item["recording"])
+        clips.append(dataset.LabelledClip(os.path.join(review_dir, item["audio"]), label,
+                                          group if label else dataset.SITE_GROUP_PREFIX + group,
+                                          round(offset, 3), train_only=True))
     with open(labels_csv, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
     taken = {

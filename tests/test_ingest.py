@@ -166,7 +166,7 @@ def test_a_held_out_fold_is_in_neither_split(tiny_dataset, tmp_path):
 
 
 @pytest.mark.e2e  # a Beam ingestion job of its own
-def test_reviewed_snippets_are_ingested_as_clips_grouped_by_recording(tiny_dataset, tmp_path):
+def test_reviewed_snippets_are_ingested_as_train_only_clips_grouped_by_recording(tiny_dataset, tmp_path):
     import soundfile as sf
 
     from components import review, reviewed
@@ -187,17 +187,16 @@ def test_reviewed_snippets_are_ingested_as_clips_grouped_by_recording(tiny_datas
 
     summary = ingest.run_ingestion(tiny_dataset, str(tmp_path / "out"), reviewed=labels_csv)
 
-    examples = [e for split in dataset.SPLITS for e in _read_examples(str(tmp_path / "out"), split)]
-    from_review = [e for e in examples if e[features.GROUP_KEY].decode().startswith(reviewed.GROUP_PREFIX)]
+    written = {split: _read_examples(str(tmp_path / "out"), split) for split in dataset.SPLITS}
+    from_review = [e for split in dataset.SPLITS for e in written[split] if reviewed.GROUP_PREFIX in e[features.GROUP_KEY].decode()]
     wanted = [i for i in items if labels[i["id"]] in reviewed.LABEL_OF]
     assert len(from_review) == len(wanted) == len(items) - 1
     assert sum(e[features.LABEL_KEY] for e in from_review) == sum(labels[i["id"]] == "call" for i in wanted) > 0
-    assert {e[features.GROUP_KEY].decode() for e in from_review} == {"review-site_a", "review-site_b"}
-    # One recording's snippets stay on one side.
-    for group in ("review-site_a", "review-site_b"):
-        sides = {split for split in dataset.SPLITS for e in _read_examples(str(tmp_path / "out"), split)
-                 if e[features.GROUP_KEY].decode() == group}
-        assert len(sides) == 1
+    # Calls are grouped by recording; not-calls are site windows of their recording (carriers in training).
+    assert {(e[features.GROUP_KEY].decode(), e[features.LABEL_KEY]) for e in from_review} == {
+        ("review-site_a", 1), ("review-site_b", 1), ("site-review-site_a", 0), ("site-review-site_b", 0)}
+    # All of them train, none in eval: eval stays the curated clips.
+    assert not [e for e in written[dataset.EVAL_SPLIT] if reviewed.GROUP_PREFIX in e[features.GROUP_KEY].decode()]
     # Each clip is the 3 s of its snippet centred on the item, not the snippet's leading context.
     item = next(i for i in wanted if i["kind"] == "window")
     snippet, _ = sf.read(os.path.join(review_dir, item["audio"]), dtype="float32")
