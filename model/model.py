@@ -25,7 +25,7 @@ import tf_keras as keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from model import augment, constants, features
+from model import augment, constants, export, features
 
 _AUDIO_XF = features.transformed_name(features.AUDIO_KEY)
 # Details a run shows only with --verbose (runners/quiet.py), such as the Keras model summary.
@@ -227,65 +227,6 @@ def _count(examples: tf.data.Dataset):
     return clips, calls, site
 
 
-# --- Export --------------------------------------------------------------------------------------
-
-
-def _serving_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutput) -> dict:
-    """tf.Example → probability (for the Evaluator); raw waveforms → probability (scoring clips);
-    raw waveforms → one probability per model frame (counting; the 'tutorial' model has one frame).
-
-    All run the Transform graph first, so callers never compute spectrograms themselves.
-    """
-    model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is saved
-    frame_probability = getattr(model, "frame_probability", None)
-
-    def spectrograms(raw_features):
-        return model.tft_layer(raw_features)[_AUDIO_XF]
-
-    audio_spec = {features.AUDIO_KEY: tf_transform_output.raw_feature_spec()[features.AUDIO_KEY]}
-    audio_input = tf.TensorSpec([None, features.CLIP_SAMPLES], tf.float32, name="audio")
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    def serve_examples(serialized):
-        raw = tf.io.parse_example(serialized, audio_spec)
-        return {constants.PREDICTION_KEY: model({_AUDIO_XF: spectrograms(raw)})}
-
-    @tf.function(input_signature=[audio_input])
-    def serve_audio(audio):
-        return {constants.PREDICTION_KEY: model({_AUDIO_XF: spectrograms({features.AUDIO_KEY: audio})})}
-
-    @tf.function(input_signature=[audio_input])
-    def serve_frames(audio):
-        spectrogram = spectrograms({features.AUDIO_KEY: audio})
-        if frame_probability is None:
-            frames = model({_AUDIO_XF: spectrogram})  # [batch, 1]: the window is the frame
-        else:
-            frames = frame_probability({_AUDIO_XF: spectrogram})[:, :, 0]  # [batch, 74]
-        return {constants.FRAME_PREDICTION_KEY: frames}
-
-    signatures = {constants.EXAMPLE_SIGNATURE: serve_examples, constants.AUDIO_SIGNATURE: serve_audio,
-                  constants.FRAMES_SIGNATURE: serve_frames}
-    if frame_probability is None:
-        return signatures
-
-    # Counting (components/counting.py) runs the two halves of serve_frames apart: the spectrograms of
-    # the windows, then the networks once over the spectrogram of the whole recording stitched from them,
-    # instead of once per overlapping window.
-    @tf.function(input_signature=[audio_input])
-    def serve_spectrograms(audio):
-        return {constants.SPECTROGRAM_KEY: spectrograms({features.AUDIO_KEY: audio})}  # [batch, 297, 48]
-
-    bands = tf_transform_output.transformed_feature_spec()[_AUDIO_XF].shape[-1]
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None, bands], tf.float32, name=constants.SPECTROGRAM_KEY)])
-    def serve_sequence_frames(spectrogram):  # [batch, frames, 48] → [batch, frames // 4]
-        return {constants.FRAME_PREDICTION_KEY: frame_probability({_AUDIO_XF: spectrogram})[:, :, 0]}
-
-    signatures.update({constants.SPECTROGRAMS_SIGNATURE: serve_spectrograms,
-                       constants.SEQUENCE_SIGNATURE: serve_sequence_frames})
-    return signatures
-
-
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer callback: trains, logs to TensorBoard in the Trainer's output, exports the model.
 
@@ -351,5 +292,5 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                 os.path.join("logs", "student"), validation.map(_with_teacher(teacher, mask=False)))
             model = ensemble([student])
     model.save(
-        fn_args.serving_model_dir, save_format="tf", signatures=_serving_signatures(model, tf_transform_output)
+        fn_args.serving_model_dir, save_format="tf", signatures=export.serving_signatures(model, tf_transform_output)
     )
