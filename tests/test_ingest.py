@@ -188,7 +188,8 @@ def test_reviewed_snippets_are_ingested_as_train_only_clips_grouped_by_recording
     summary = ingest.run_ingestion(tiny_dataset, str(tmp_path / "out"), reviewed=labels_csv)
 
     written = {split: _read_examples(str(tmp_path / "out"), split) for split in dataset.SPLITS}
-    from_review = [e for split in dataset.SPLITS for e in written[split] if reviewed.GROUP_PREFIX in e[features.GROUP_KEY].decode()]
+    from_review = [e for split in dataset.SPLITS for e in written[split]
+                   if reviewed.GROUP_PREFIX in e[features.GROUP_KEY].decode()]
     wanted = [i for i in items if labels[i["id"]] in reviewed.LABEL_OF]
     assert len(from_review) == len(wanted) == len(items) - 1
     assert sum(e[features.LABEL_KEY] for e in from_review) == sum(labels[i["id"]] == "call" for i in wanted) > 0
