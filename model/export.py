@@ -8,7 +8,7 @@ import tf_keras as keras
 
 from model import constants, features
 
-_AUDIO_XF = features.transformed_name(features.AUDIO_KEY)
+_AUDIO_XF = features.AUDIO_XF_KEY
 
 
 def serving_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutput) -> dict:

@@ -133,3 +133,6 @@ GROUP_KEY = "group"  # bytes, the source recording or sound the clip was cut fro
 def transformed_name(key: str) -> str:
     """Name of a feature after Transform (TFX convention: the `_xf` suffix)."""
     return key + "_xf"
+
+
+AUDIO_XF_KEY = transformed_name(AUDIO_KEY)  # the spectrogram Transform makes of `audio`

@@ -27,7 +27,7 @@ from tfx_bsl.public import tfxio
 
 from model import augment, constants, export, features
 
-_AUDIO_XF = features.transformed_name(features.AUDIO_KEY)
+_AUDIO_XF = features.AUDIO_XF_KEY
 # Details a run shows only with --verbose (runners/quiet.py), such as the Keras model summary.
 _log = logging.getLogger(__name__)
 

@@ -64,7 +64,7 @@ def preprocessing_fn(inputs, custom_config=None):
         spectrogram = tft.scale_to_z_score(_remove_band_medians(_log_mel(audio)))
     else:
         raise ValueError(f"unknown spectrogram {kind!r}")
-    outputs = {features.transformed_name(features.AUDIO_KEY): spectrogram}
+    outputs = {features.AUDIO_XF_KEY: spectrogram}
     if features.LABEL_KEY in inputs:
         outputs[features.LABEL_KEY] = inputs[features.LABEL_KEY]
     return outputs
