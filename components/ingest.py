@@ -67,7 +67,7 @@ class DecodeClipFn(beam.DoFn):
         name = os.path.basename(clip.path)
         for start, waveform in windows:
             Metrics.counter(_METRICS_NAMESPACE, _counter_name(split, clip.label)).inc()
-            if clip.recording:
+            if clip.group.startswith(dataset.SITE_GROUP_PREFIX):  # what training takes as site (augment.is_site)
                 Metrics.counter(_METRICS_NAMESPACE, f"{split}_{SITE_WINDOWS}").inc()
             source = f"{name}@{start:g}s" if clip.recording else name
             yield split, _example(waveform, clip.label, source, clip.group)

@@ -206,6 +206,8 @@ def test_reviewed_snippets_are_ingested_as_train_only_clips_grouped_by_recording
     np.testing.assert_allclose(clip[features.AUDIO_KEY], snippet[offset : offset + features.CLIP_SAMPLES], atol=1e-4)
     assert summary["reviewed"]["calls"] + summary["reviewed"]["not_calls"] == len(wanted)
     assert summary["reviewed"]["left_out"] == 1 and summary["reviewed"]["sha256"]
+    # The summary counts the reviewed not-calls as site windows, as training takes them.
+    assert summary[ingest.SITE_WINDOWS] == {dataset.TRAIN_SPLIT: summary["reviewed"]["not_calls"], dataset.EVAL_SPLIT: 0}
 
 
 def test_site_backgrounds_become_non_call_windows_dealt_by_recording(tiny_dataset, tmp_path):
