@@ -2,7 +2,8 @@
 
     python bench/count_real.py --model runs/real/serving_model \
         --tutorial-model runs/bench_kfold/tutorial/fold0/pipeline/Trainer/model/7/Format-Serving \
-        [--recordings "../shared/capuchin/Forest Recordings"] [--methods ...] [--rounds N]
+        [--recordings "../shared/capuchin/Forest Recordings"] [--copies N] [--other-model DIR]
+        [--methods ...] [--rounds N]
 
 Each method runs in its own process (so peak memory is its own), over the same recordings; with
 --rounds N the methods run N times in turn (so a load on the machine falls on all of them alike) and
@@ -13,10 +14,13 @@ the table gives each one's median wall time and its largest peak RSS:
   counting         runners/count_calls.py as users run it (DirectRunner, one thread per core)
   counting:soundfile  the same with libmpg123 made unloadable, so every file is read by soundfile
   counting:windows the same with the networks run on every window (--window-by-window)
+  counting:spectrograms  the same with each window's spectrogram computed on its own (--spectrograms-by-window)
+  counting:other   the same with --other-model (e.g. one network against three, in the same run)
   counting:hop3    the same with 3 s windows without overlap (--hop-seconds 3)
   counting:in_memory, counting:processes:N   other DirectRunner modes
   tutorial         the tutorial's method: tfio decode + tfio resample, 3 s non-overlapping windows,
                    the `tutorial` architecture's model, threshold 0.99, consecutive positive windows = one call
+With --copies N every recording is listed N times (links under other names), so start-up is amortised.
 Prints a Markdown table (audio seconds / wall seconds, ratios, peak RSS) and the counts per recording
 beside counts read by eye off spectrograms and the reference models' consensus.
 """
@@ -71,6 +75,21 @@ def reference_consensus(folder: str, agree: int = 8):
         if counts.count(best) >= agree:
             consensus[name] = (best, counts.count(best))
     return consensus
+
+
+_COPY = ".copy"
+
+
+def _copies(folder: str, copies: int) -> str:
+    """A temporary folder listing every recording of `folder` `copies` times: itself, and links named NAME.copyK.mp3."""
+    from components import counting
+
+    target = tempfile.mkdtemp(prefix="recordings_x{}_".format(copies))
+    for path in counting.list_recordings(folder):
+        stem, extension = os.path.splitext(os.path.basename(path))
+        for k in range(copies):
+            os.symlink(os.path.abspath(path), os.path.join(target, stem + (f"{_COPY}{k}" if k else "") + extension))
+    return target
 
 
 def _decode_only(recordings: str, threads: int, fast: bool) -> dict:
@@ -136,14 +155,15 @@ def child(method: str, args: argparse.Namespace) -> None:
         result = _tutorial(args.recordings, args.tutorial_model)
     else:
         extra = {"": [], "hop3": ["--hop-seconds", "3"], "windows": ["--window-by-window"],
-                 "in_memory": ["--direct_running_mode=in_memory"], "soundfile": []}.get(option)
+                 "spectrograms": ["--spectrograms-by-window"], "in_memory": ["--direct_running_mode=in_memory"],
+                 "soundfile": [], "other": []}.get(option)
         if option == "soundfile":  # the workers are threads of this process: they see the change
             from components import mpg123
 
             mpg123.LIBRARY = "libmpg123-made-unloadable.so"
         if option.startswith("processes"):
             extra = ["--direct_running_mode=multi_processing", f"--direct_num_workers={option.split(':')[1]}"]
-        result = _counting(args.recordings, args.model, extra)
+        result = _counting(args.recordings, args.other_model if option == "other" else args.model, extra)
     result["wall_seconds"] = time.time() - started
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
@@ -154,6 +174,8 @@ def main():
     parser.add_argument("--recordings", default=REAL_FOREST)
     parser.add_argument("--model", required=True, help="pushed default model (or serving_model folder)")
     parser.add_argument("--tutorial-model", help="a model of the tutorial architecture, for the tutorial's method")
+    parser.add_argument("--other-model", help="a second model, for the method counting:other")
+    parser.add_argument("--copies", type=int, default=1, help="list every recording this many times")
     parser.add_argument("--methods", nargs="+",
                         default=["decode-only", "decode-only:2", "counting", "counting:windows", "counting:hop3", "tutorial"])
     parser.add_argument("--rounds", type=int, default=1, help="run the methods this many times in turn")
@@ -163,11 +185,14 @@ def main():
         child(args.child, args)
         return
     methods = [m for m in args.methods if m != "tutorial" or args.tutorial_model]
+    recordings = args.recordings if args.copies == 1 else _copies(args.recordings, args.copies)
     rounds = {method: [] for method in methods}
     for round_number in range(args.rounds):
         for method in methods:
-            command = [sys.executable, os.path.abspath(__file__), "--child", method, "--recordings", args.recordings,
-                       "--model", args.model] + (["--tutorial-model", args.tutorial_model] if args.tutorial_model else [])
+            command = [sys.executable, os.path.abspath(__file__), "--child", method, "--recordings", recordings,
+                       "--model", args.model]
+            for flag, value in (("--tutorial-model", args.tutorial_model), ("--other-model", args.other_model)):
+                command += [flag, value] if value else []
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             rounds[method].append(json.loads(output.strip().splitlines()[-1]))
             print(f"round {round_number + 1}: {method} {rounds[method][-1]['wall_seconds']:.1f} s", file=sys.stderr)
@@ -176,8 +201,8 @@ def main():
         results[method] = dict(runs[0], wall_seconds=float(np.median([r["wall_seconds"] for r in runs])),
                                peak_rss_mb=max(r["peak_rss_mb"] for r in runs))
     floor = results["decode-only"]
-    print(f"\nMachine: {platform.machine()}, {os.cpu_count()} cores. Recordings: {os.path.abspath(args.recordings)} "
-          f"({floor['audio_seconds'] / 3600:.2f} h). Wall time excludes Python imports (done before the clock starts "
+    print(f"\nMachine: {platform.machine()}, {os.cpu_count()} cores. Recordings: {os.path.abspath(args.recordings)}, "
+          f"each listed {args.copies} times ({floor['audio_seconds'] / 3600:.2f} h). Wall time excludes Python imports (done before the clock starts "
           f"in every method) and includes model loading; the median of {args.rounds} round(s), methods in turn.\n")
     print("| method | wall s | × realtime | vs decode-only (1 thread) | peak RSS MB |")
     print("|---|---:|---:|---:|---:|")
@@ -191,7 +216,7 @@ def main():
     counted = {m: r["counts"] for m, r in results.items() if "counts" in r}
     if counted:
         consensus = reference_consensus(os.path.join(REAL_DATA, "reference_counts"))
-        names = sorted(next(iter(counted.values())))
+        names = sorted(name for name in next(iter(counted.values())) if _COPY not in name)
         print("\n| recording | by eye | reference consensus (models agreeing) | " + " | ".join(counted) + " |")
         print("|---|---:|---:|" + "---:|" * len(counted))
         for name in names:

@@ -66,7 +66,8 @@ class WindowScorer:
     """Call probability of 3 s, 16 kHz waveforms, through the model's raw-audio signatures: one per
     window (`__call__`), or one per model frame (`frames`; models without frames give one per window).
     Frame models also give their spectrograms (`spectrograms`) and score spectrograms of any length
-    (`sequence_frames`), for counting whole recordings (components/counting/scorer.py).
+    (`sequence_frames`), for counting whole recordings (components/counting/scorer.py); those exported
+    since give the log-mel of audio of any length (`log_mels`) and its scale (`spectrogram_scale`).
 
     Only the SavedModel's graph is loaded, into a session of its own, and the signatures are run there:
     reviving the Keras objects as well (`tf.saved_model.load`) took 2.8 s for the 3-network default against
@@ -103,6 +104,17 @@ class WindowScorer:
                 meta_graph, constants.SPECTROGRAMS_SIGNATURE, constants.SPECTROGRAM_KEY)
             self._sequence_input, self._sequence_output = self._tensors(
                 meta_graph, constants.SEQUENCE_SIGNATURE, constants.FRAME_PREDICTION_KEY, constants.SPECTROGRAM_KEY)
+        # And those exported since compute the log-mel of audio of any length, and give its scale.
+        self.scores_log_mel = constants.LOG_MEL_SIGNATURE in meta_graph.signature_def
+        if self.scores_log_mel:
+            self._log_mel_input, self._log_mel_output = self._tensors(
+                meta_graph, constants.LOG_MEL_SIGNATURE, constants.LOG_MEL_KEY)
+            outputs = meta_graph.signature_def[constants.LOG_MEL_SIGNATURE].outputs
+            # (mean, standard deviation) of the log-mel with band medians removed: constants of the model,
+            # given with the log-mel of any audio (here one frame's).
+            self.spectrogram_scale = tuple(float(value) for value in self._session.run(
+                [outputs[key].name for key in (features.SPECTROGRAM_MEAN_KEY, features.SPECTROGRAM_STD_KEY)],
+                {self._log_mel_input: np.zeros((1, features.MEL_FRAME_LENGTH), np.float32)}))
 
     @staticmethod
     def _tensors(meta_graph, signature: str, output: str, input_key: str = features.AUDIO_KEY):
@@ -128,6 +140,10 @@ class WindowScorer:
     def spectrograms(self, windows: np.ndarray) -> np.ndarray:
         """float32[n, 48000] → the model's spectrograms float32[n, 297, bands] (its Transform graph)."""
         return self._session.run(self._spectrograms_output, {self._spectrograms_input: self._checked(windows)})
+
+    def log_mels(self, audio: np.ndarray) -> np.ndarray:
+        """float32[n, samples] of any length → unscaled log-mel spectrograms float32[n, 1 + (samples - 512) // 160, bands]."""
+        return self._session.run(self._log_mel_output, {self._log_mel_input: audio.astype(np.float32, copy=False)})
 
     def sequence_frames(self, spectrograms: np.ndarray) -> np.ndarray:
         """float32[n, frames, bands] spectrograms of any length → float32[n, frames // 4] frame probabilities."""

@@ -97,3 +97,7 @@ FRAMES_SIGNATURE = "serve_frames"
 SPECTROGRAMS_SIGNATURE = "serve_spectrograms"
 SPECTROGRAM_KEY = "spectrogram"
 SEQUENCE_SIGNATURE = "serve_sequence_frames"
+# And audio of any length → its log-mel spectrogram, unscaled, with the scale (features.SPECTROGRAM_*_KEY):
+# counting computes a recording's log-mel once and each window's spectrogram from it.
+LOG_MEL_SIGNATURE = "serve_log_mel"
+LOG_MEL_KEY = "log_mel"

@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from model import constants, features
+from model import constants, features, preprocessing
 
 _AUDIO_XF = features.AUDIO_XF_KEY
 
@@ -14,7 +14,8 @@ _AUDIO_XF = features.AUDIO_XF_KEY
 def serving_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutput) -> dict:
     """tf.Example → probability (for the Evaluator); raw waveforms → probability (scoring clips);
     raw waveforms → one probability per model frame (counting; the 'tutorial' model has one frame).
-    Frame models also get the two halves of the last apart (spectrograms; networks over a spectrogram).
+    Frame models also get the two halves of the last apart (spectrograms; networks over a spectrogram),
+    and, where Transform gives the spectrogram's scale, the log-mel of audio of any length.
     """
     model.tft_layer = tf_transform_output.transform_features_layer()  # tracked, so it is saved
     frame_probability = getattr(model, "frame_probability", None)
@@ -63,4 +64,20 @@ def serving_signatures(model: keras.Model, tf_transform_output: tft.TFTransformO
 
     signatures.update({constants.SPECTROGRAMS_SIGNATURE: serve_spectrograms,
                        constants.SEQUENCE_SIGNATURE: serve_sequence_frames})
+    if features.SPECTROGRAM_MEAN_KEY not in tf_transform_output.transformed_feature_spec():
+        return signatures
+
+    # Counting can also compute a recording's log-mel once, rather than once in each of the two windows
+    # that overlap at every moment, and remove each window's band medians and scale it itself: the
+    # log-mel step below is the Transform graph's own function, and its scale the Transform's.
+    scale = model.tft_layer({features.AUDIO_KEY: tf.zeros([1, features.CLIP_SAMPLES])})
+    mean = tf.constant(scale[features.SPECTROGRAM_MEAN_KEY][0])
+    std = tf.constant(scale[features.SPECTROGRAM_STD_KEY][0])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="audio")])
+    def serve_log_mel(audio):  # [batch, samples] → [batch, 1 + (samples - 512) // 160, 48]
+        return {constants.LOG_MEL_KEY: preprocessing.log_mel(audio),
+                features.SPECTROGRAM_MEAN_KEY: mean, features.SPECTROGRAM_STD_KEY: std}
+
+    signatures[constants.LOG_MEL_SIGNATURE] = serve_log_mel
     return signatures

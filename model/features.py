@@ -136,3 +136,7 @@ def transformed_name(key: str) -> str:
 
 
 AUDIO_XF_KEY = transformed_name(AUDIO_KEY)  # the spectrogram Transform makes of `audio`
+# The log-mel spectrogram's z-score over the training set (its mean and standard deviation), given with
+# every transformed example: counting computes a whole recording's log-mel once and scales it itself.
+SPECTROGRAM_MEAN_KEY = "spectrogram_mean"
+SPECTROGRAM_STD_KEY = "spectrogram_std"

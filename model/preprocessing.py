@@ -17,8 +17,9 @@ def _stft_magnitude(audio: tf.Tensor) -> tf.Tensor:
     )
 
 
-def _log_mel(audio: tf.Tensor) -> tf.Tensor:
-    """Band-limited log-mel spectrogram. float32[batch, 48000] → [batch, 297, 48]."""
+def log_mel(audio: tf.Tensor) -> tf.Tensor:
+    """Band-limited log-mel spectrogram. float32[batch, 48000] → [batch, 297, 48]; audio of any length
+    gives 1 + (length - 512) // 160 frames (counting's whole recordings, model/export.py)."""
     # A 512-sample frame is already a power of two, so the FFT is 512 long: 257 bins.
     magnitude = tf.abs(tf.signal.stft(audio, features.MEL_FRAME_LENGTH, features.MEL_FRAME_STEP))  # [b, 297, 257]
     mel_matrix = tf.signal.linear_to_mel_weight_matrix(
@@ -31,7 +32,7 @@ def _log_mel(audio: tf.Tensor) -> tf.Tensor:
     return tf.math.log(tf.tensordot(magnitude, mel_matrix, axes=1) + features.LOG_OFFSET)  # [b, 297, 48]
 
 
-def _remove_band_medians(log_mel: tf.Tensor) -> tf.Tensor:
+def remove_band_medians(log_mel: tf.Tensor) -> tf.Tensor:
     """Subtracts each band's median over the window: steady background (wind, rain, recorder hiss,
     each recorder's colour) drops out and what changes in time, like a call, stays.
 
@@ -53,18 +54,26 @@ def preprocessing_fn(inputs, custom_config=None):
       custom_config: {'spectrogram': 'logmel' (default) or 'stft' (the tutorial's)}.
 
     Returns:
-      {'audio_xf': float32[batch, frames, bins], 'label': int64[batch]} (label only when present).
+      {'audio_xf': float32[batch, frames, bins], 'label': int64[batch]} (label only when present); the
+      log-mel's also {'spectrogram_mean', 'spectrogram_std'}: float32[batch], its scale.
     """
     kind = (custom_config or {}).get("spectrogram", features.SPECTROGRAM_LOGMEL)
     audio = inputs[features.AUDIO_KEY]
     if kind == features.SPECTROGRAM_STFT:
-        spectrogram = _stft_magnitude(audio)  # raw magnitudes, exactly as the tutorial feeds them
+        # Raw magnitudes, exactly as the tutorial feeds them.
+        outputs = {features.AUDIO_XF_KEY: _stft_magnitude(audio)}
     elif kind == features.SPECTROGRAM_LOGMEL:
+        band_relative = remove_band_medians(log_mel(audio))
         # One mean and variance over the training set (a full pass): the scale of the data, not of a clip.
-        spectrogram = tft.scale_to_z_score(_remove_band_medians(_log_mel(audio)))
+        mean, std = tft.mean(band_relative), tf.sqrt(tft.var(band_relative))
+        batch = tf.shape(audio)[:1]
+        outputs = {features.AUDIO_XF_KEY: (band_relative - mean) / std,
+                   # The scale again, one copy per example as Transform's outputs are: for counting,
+                   # which computes a whole recording's log-mel once and scales it itself (model/export.py).
+                   features.SPECTROGRAM_MEAN_KEY: tf.fill(batch, mean),
+                   features.SPECTROGRAM_STD_KEY: tf.fill(batch, std)}
     else:
         raise ValueError(f"unknown spectrogram {kind!r}")
-    outputs = {features.AUDIO_XF_KEY: spectrogram}
     if features.LABEL_KEY in inputs:
         outputs[features.LABEL_KEY] = inputs[features.LABEL_KEY]
     return outputs

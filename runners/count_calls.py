@@ -1,7 +1,8 @@
 """Counts Capuchinbird calls in every recording of a folder (recursive) or glob, with a pushed model.
 
     python runners/count_calls.py --model runs/local/serving_model --recordings DIR_OR_GLOB --output-dir OUT
-        [--threshold T | --calibrate] [--hop-seconds H] [--plots] [--window-by-window] [--verbose]
+        [--threshold T | --calibrate] [--hop-seconds H] [--plots] [--verbose]
+        [--window-by-window | --spectrograms-by-window]  (slower ways, for comparison)
         [Beam args, e.g. --runner DataflowRunner ... or --runner=DaskRunner (pipeline/dask_cluster.py)]
 
 Writes OUT/counts.csv (recording,capuchin_calls,calls_per_hour), detections.csv, selections.txt (Raven), failures.csv
@@ -43,6 +44,9 @@ def run(argv=None) -> dict:
     parser.add_argument("--window-by-window", action="store_true",
                         help="run the networks on every window, not once over each whole recording "
                              "(slower; how models exported before whole-recording scoring count)")
+    parser.add_argument("--spectrograms-by-window", action="store_true",
+                        help="compute each window's spectrogram on its own, not the recording's log-mel once "
+                             "(slower; how models exported before it count)")
     parser.add_argument("--validate-only", action="store_true",
                         help="check the Beam options (Dataflow: offline, no submission) and stop")
     quiet.add_verbose_flag(parser)
@@ -60,7 +64,8 @@ def run(argv=None) -> dict:
     with dask_cluster.cluster_for(beam_args, partition_size=1) as beam_args:
         summary = counting.run_counting(
             args.model, args.recordings, args.output_dir, args.threshold, args.hop_seconds, beam_args, args.plots,
-            whole_recordings=not args.window_by_window, operating_point=operating_point,
+            whole_recordings=not args.window_by_window, log_mel_once=not args.spectrograms_by_window,
+            operating_point=operating_point,
         )
     print(summary_line(summary, args.output_dir))
     return summary

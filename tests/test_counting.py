@@ -11,12 +11,13 @@ import apache_beam as beam
 import numpy as np
 import pytest
 import soundfile as sf
+import tensorflow as tf
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that
 
 from components import audio, counting, dataset, scoring, synthetic_data
 from components.counting import rules, scorer, transform, windows
-from model import features
+from model import features, preprocessing
 from runners import count_calls
 from tests.helpers import tone, write_audio
 
@@ -119,12 +120,46 @@ def test_a_stitched_spectrogram_fades_from_window_to_window_where_they_overlap()
     assert np.all(np.diff(level) >= 0) and np.all(np.diff(level) < 0.05)  # no steps
 
 
+class LogMelModel:
+    """The Transform's log-mel step (model/preprocessing.py) at a made-up scale, giving windows'
+    spectrograms both ways: each window's own (`spectrograms`) and the log-mel of any audio (`log_mels`)."""
+
+    spectrogram_scale = (0.3, 2.0)
+
+    def log_mels(self, audio_: np.ndarray) -> np.ndarray:
+        return preprocessing.log_mel(tf.constant(audio_)).numpy()
+
+    def spectrograms(self, windows_: np.ndarray) -> np.ndarray:
+        mean, std = self.spectrogram_scale
+        return ((preprocessing.remove_band_medians(preprocessing.log_mel(tf.constant(windows_))) - mean) / std).numpy()
+
+
+def test_windows_spectrograms_cut_from_one_log_mel_equal_each_windows_own(monkeypatch):
+    rng = np.random.default_rng(0)
+    samples = 597_301  # 37.3 s: the last window, flush with the end, is off the others' 10 ms grid
+    waveform = (0.01 * rng.standard_normal(samples)).astype(np.float32)
+    for start_s in (2.0, 9.5, 20.0, 33.0):  # tones that move each band's median in some windows
+        waveform[int(start_s * RATE) : int((start_s + 2.5) * RATE)] += tone(900.0, 2.5, RATE).reshape(-1)
+    starts = windows.window_starts(samples, features.CLIP_SAMPLES, features.CLIP_SAMPLES // 2)
+    assert starts[-1] % features.MEL_FRAME_STEP != 0 and starts[-2] % features.MEL_FRAME_STEP == 0
+    # Pieces of 7 s, 4 per call: the 3,733 frames take 6 pieces in 2 calls, which must join exactly.
+    monkeypatch.setattr(scorer, "LOG_MEL_PIECE_FRAMES", 700)
+    model = LogMelModel()
+
+    cut = scorer.window_spectrograms(waveform, starts, model)
+
+    own = model.spectrograms(np.stack([waveform[s : s + features.CLIP_SAMPLES] for s in starts]))
+    assert cut.shape == own.shape == (len(starts), features.MEL_FRAMES, features.MEL_BANDS)
+    np.testing.assert_allclose(cut, own, atol=2e-5)
+
+
 class ToneModel:
     """A stand-in model with the real one's signatures: a frame scores high where a 700 Hz tone stands
     above white noise (its 600-800 Hz power over the median bin's, in dB). Its "spectrogram" holds that
     ratio per 10 ms frame in band 0, so it scores whole recordings as the real model does."""
 
     scores_frames = True
+    scores_log_mel = False  # its "spectrogram" is not a log-mel with band medians removed
 
     def __init__(self, scores_sequences: bool = True):
         self.scores_sequences = scores_sequences
@@ -481,6 +516,14 @@ def test_a_recording_scored_whole_matches_its_windows_where_they_see_the_same(tr
     np.testing.assert_allclose(times, window_times[: len(times)], atol=1e-9)
     _, in_small_pieces = scorer.recording_track(waveform, starts, model, piece_frames=512)
     np.testing.assert_allclose(in_small_pieces, scores, atol=1e-5)
+
+    # The model exports its log-mel and scale: the windows' spectrograms cut from one log-mel of the
+    # recording are the Transform graph's of each window, and the track the same.
+    assert model.scores_log_mel and model.spectrogram_scale[1] > 0
+    own = model.spectrograms(np.stack([waveform[s : s + window] for s in starts]))
+    np.testing.assert_allclose(scorer.window_spectrograms(waveform, starts, model), own, atol=1e-4)
+    _, from_one_log_mel = scorer.recording_track(waveform, starts, model, log_mel_once=True)
+    np.testing.assert_allclose(from_one_log_mel, scores, atol=1e-4)
 
 
 @pytest.mark.parametrize("whole_recordings", [True, False], ids=["whole", "window-by-window"])

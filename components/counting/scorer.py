@@ -3,7 +3,9 @@
 
 Whole (`HowScored.WHOLE`): the windows' spectrograms (each with its own band medians removed, as in
 training) are stitched into one spectrogram of the recording, and the networks run once over it
-(`recording_track`): half the network time of running them on every overlapping window. Window by window
+(`recording_track`): half the network time of running them on every overlapping window. Models exported
+since the log-mel signature also have the windows' spectrograms made from one log-mel of the recording
+(`window_spectrograms`): half the STFTs. Window by window
 (`WINDOW_FRAMES`: older frame models, `whole_recordings=False`, or windows whose spectrograms do not
 overlap): the networks run on every window (`score_windows`) and the rules join the windows' frames
 (`windows.frame_track`). A model with one score per window (the tutorial's, `WINDOW_SCORES`) is counted
@@ -31,6 +33,10 @@ PIECE_MARGIN_FRAMES = 128
 # A long recording's pieces are of equal length, rounded up to this many frames, so that recordings of
 # about the same length give pieces of the same shape (TensorFlow prepares each new shape afresh).
 PIECE_ROUNDING_FRAMES = 64
+# A stretch's log-mel is computed in pieces of at most ~30 s of frames, a few per model call (~25 MB of
+# STFT), so a chunk of ~11 minutes never holds its whole STFT at once.
+LOG_MEL_PIECE_FRAMES = 3_000
+LOG_MEL_PIECES_PER_CALL = 4
 
 
 class HowScored(enum.Enum):
@@ -70,13 +76,14 @@ class ScoredChunk(NamedTuple):
     decoder: str = audio.SOUNDFILE  # what read the recording (Chunk.decoder)
 
 
-def _through_in_batches(signature, waveform: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
+def _through_in_batches(signature, waveform: np.ndarray, starts: np.ndarray, window: int,
+                        batch: int = SCORE_BATCH) -> np.ndarray:
     """`signature` (a scorer method) of the windows starting at `starts` (samples), concatenated.
-    Windows are views, copied SCORE_BATCH at a time."""
+    Windows are views, copied `batch` at a time."""
     windows = np.lib.stride_tricks.sliding_window_view(waveform, window)  # no copy
     return np.concatenate([
-        signature(np.ascontiguousarray(windows[starts[i : i + SCORE_BATCH]]))
-        for i in range(0, len(starts), SCORE_BATCH)
+        signature(np.ascontiguousarray(windows[starts[i : i + batch]]))
+        for i in range(0, len(starts), batch)
     ])
 
 
@@ -122,16 +129,55 @@ def sequence_scores(spectrogram: np.ndarray, model, piece_frames: int = PIECE_FR
     return np.concatenate(scores)
 
 
+def stretch_log_mel(samples: np.ndarray, num_frames: int, model) -> np.ndarray:
+    """The first `num_frames` frames float32[num_frames, bands] of the unscaled log-mel of `samples`
+    (zero-padded where they end first), through `model.log_mels`, in pieces of equal length that join
+    exactly: a piece of n frames is the (n - 1) * 160 + 512 samples from its first frame on."""
+    step = features.MEL_FRAME_STEP
+    pieces = -(-num_frames // LOG_MEL_PIECE_FRAMES)
+    piece = -(-num_frames // pieces)  # frames per piece
+    length = (piece - 1) * step + features.MEL_FRAME_LENGTH  # samples per piece
+    padded = np.zeros((pieces - 1) * piece * step + length, dtype=np.float32)
+    padded[: min(len(samples), len(padded))] = samples[: len(padded)]
+    starts = np.arange(pieces) * piece * step
+    log_mels = _through_in_batches(model.log_mels, padded, starts, length, LOG_MEL_PIECES_PER_CALL)
+    return log_mels.reshape(-1, log_mels.shape[-1])[:num_frames]
+
+
+def window_spectrograms(waveform: np.ndarray, starts: np.ndarray, model) -> np.ndarray:
+    """The spectrograms float32[windows, 297, bands] of the windows at `starts` (samples of `waveform`),
+    equal to `model.spectrograms` of them, for about half the work: the stretch's log-mel is computed
+    once (each moment lies in two windows), each window's cut from it, and then its band medians removed
+    and scaled as model/preprocessing.py does. A last window placed flush with the recording's end
+    (off the other windows' frame grid) gets its own log-mel."""
+    frames, step = features.MEL_FRAMES, features.MEL_FRAME_STEP
+    offsets = starts - starts[0]
+    on_grid = offsets % step == 0
+    log_mel = stretch_log_mel(waveform[starts[0]:], offsets[on_grid][-1] // step + frames, model)
+    log_mels = np.empty((len(starts), frames, log_mel.shape[-1]), dtype=np.float32)
+    by_window = np.lib.stride_tricks.sliding_window_view(log_mel, frames, axis=0)  # [frames - 296, bands, 297]
+    log_mels[on_grid] = by_window[offsets[on_grid] // step].transpose(0, 2, 1)
+    if not on_grid.all():
+        log_mels[~on_grid] = _through_in_batches(model.log_mels, waveform, starts[~on_grid], features.CLIP_SAMPLES)
+    # Each band's median over the window: its middle frame in order (as preprocessing.remove_band_medians).
+    medians = np.partition(log_mels, frames // 2, axis=1)[:, frames // 2]  # [windows, bands]
+    mean, std = model.spectrogram_scale
+    return (log_mels - medians[:, None, :] - mean) / std
+
+
 def recording_track(waveform: np.ndarray, starts: np.ndarray, model, offset: int = 0,
-                    piece_frames: int = PIECE_FRAMES) -> Tuple[np.ndarray, np.ndarray]:
+                    piece_frames: int = PIECE_FRAMES, log_mel_once: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     """(frame start times in s, scores) of a recording, or of a chunk of one that begins at sample
-    `offset`, scored whole: the windows at `starts` (samples of `waveform`) give their spectrograms,
-    stitched into one, and the networks run over that once. Frames fall on the recording's 40 ms grid.
+    `offset`, scored whole: the windows at `starts` (samples of `waveform`) give their spectrograms
+    (with `log_mel_once`, from one log-mel of the stretch: `window_spectrograms`), stitched into one,
+    and the networks run over that once. Frames fall on the recording's 40 ms grid.
     """
     if len(starts) == 0:  # silence: nothing scored
         return np.zeros(0), np.zeros(0, dtype=np.float32)
-    # [windows, 297, bands]
-    spectrograms = _through_in_batches(model.spectrograms, waveform, starts, features.CLIP_SAMPLES)
+    if log_mel_once:
+        spectrograms = window_spectrograms(waveform, starts, model)  # [windows, 297, bands]
+    else:
+        spectrograms = _through_in_batches(model.spectrograms, waveform, starts, features.CLIP_SAMPLES)
     first_frames = np.round((np.asarray(starts) + offset) / features.MEL_FRAME_STEP).astype(np.int64)
     stitched = stitch_spectrograms(first_frames - first_frames[0], spectrograms)
     skip = -first_frames[0] % features.MODEL_FRAME_POOLING  # onto the recording's model-frame grid
@@ -146,15 +192,19 @@ class RecordingScorer:
     def __init__(self, model, config: CountingConfig):
         self.model = model
         self.how = how_scored(model, config)
+        self.log_mel_once = self.how is HowScored.WHOLE and config.log_mel_once and model.scores_log_mel
         self._window_samples = config.window_samples
 
     def warm_up(self) -> None:
         """Runs the signatures this scorer uses once, on silence, in the batch shape counting uses: the
-        first call of a signature builds what TensorFlow runs it with (~0.3 s for the spectrograms,
-        ~0.4 s for the networks)."""
+        first call of a signature builds what TensorFlow runs it with (~0.3 s for the spectrograms or the
+        log-mel, ~0.4 s for the networks)."""
         batch = np.zeros((SCORE_BATCH, features.CLIP_SAMPLES), np.float32)
-        if self.how is HowScored.WHOLE:
+        if self.log_mel_once:
+            stretch_log_mel(np.zeros(0, np.float32), LOG_MEL_PIECE_FRAMES * LOG_MEL_PIECES_PER_CALL, self.model)
+        elif self.how is HowScored.WHOLE:
             self.model.spectrograms(batch)
+        if self.how is HowScored.WHOLE:
             self.model.sequence_frames(np.zeros((1, 3 * features.MEL_FRAMES, features.MEL_BANDS), np.float32))
         else:
             self.model.frames(batch)
@@ -162,7 +212,8 @@ class RecordingScorer:
     def score(self, chunk: Chunk) -> ScoredChunk:
         """A chunk's scores: a frame track of its stretch (WHOLE), else its own windows' scores."""
         if self.how is HowScored.WHOLE:
-            times, track = recording_track(chunk.samples, chunk.starts - chunk.offset, self.model, chunk.offset)
+            times, track = recording_track(chunk.samples, chunk.starts - chunk.offset, self.model, chunk.offset,
+                                           log_mel_once=self.log_mel_once)
             centres = times + features.MODEL_FRAME_SPAN_SECONDS / 2
             keep = (centres > chunk.keep_from_s) & (centres <= chunk.keep_to_s)
             return ScoredChunk(chunk.first_window, chunk.seconds, self.how, times[keep], track[keep], chunk.decoder)
@@ -176,7 +227,7 @@ class RecordingScorer:
 # instance per worker thread and step, and loading a SavedModel (about a second) and warming it up
 # would otherwise be paid by every one of them. The signatures are safe to call from several threads.
 _lock = threading.Lock()
-_models: Dict[str, Tuple[scoring.WindowScorer, Set[HowScored]]] = {}
+_models: Dict[str, Tuple[scoring.WindowScorer, Set[Tuple[HowScored, bool]]]] = {}
 
 
 def warm_scorer(model_dir: str, config: CountingConfig) -> RecordingScorer:
@@ -187,9 +238,9 @@ def warm_scorer(model_dir: str, config: CountingConfig) -> RecordingScorer:
             _models[model_dir] = (scoring.WindowScorer(model_dir), set())
         model, warmed = _models[model_dir]
         scorer = RecordingScorer(model, config)
-        if scorer.how not in warmed:
+        if (scorer.how, scorer.log_mel_once) not in warmed:
             scorer.warm_up()
-            warmed.add(scorer.how)
+            warmed.add((scorer.how, scorer.log_mel_once))
     return scorer
 
 
