@@ -15,6 +15,7 @@ the table gives each one's median wall time and its largest peak RSS:
   counting:soundfile  the same with libmpg123 made unloadable, so every file is read by soundfile
   counting:windows the same with the networks run on every window (--window-by-window)
   counting:spectrograms  the same with each window's spectrogram computed on its own (--spectrograms-by-window)
+  counting:float32 the same with the networks in float32 (--float32), where the CPU has bfloat16
   counting:other   the same with --other-model (e.g. one network against three, in the same run)
   counting:hop3    the same with 3 s windows without overlap (--hop-seconds 3)
   counting:in_memory, counting:processes:N   other DirectRunner modes
@@ -156,7 +157,7 @@ def child(method: str, args: argparse.Namespace) -> None:
     else:
         extra = {"": [], "hop3": ["--hop-seconds", "3"], "windows": ["--window-by-window"],
                  "spectrograms": ["--spectrograms-by-window"], "in_memory": ["--direct_running_mode=in_memory"],
-                 "soundfile": [], "other": []}.get(option)
+                 "float32": ["--float32"], "soundfile": [], "other": []}.get(option)
         if option == "soundfile":  # the workers are threads of this process: they see the change
             from components import mpg123
 

@@ -2,7 +2,7 @@
 
     python runners/count_calls.py --model runs/local/serving_model --recordings DIR_OR_GLOB --output-dir OUT
         [--threshold T | --calibrate] [--hop-seconds H] [--plots] [--verbose]
-        [--window-by-window | --spectrograms-by-window]  (slower ways, for comparison)
+        [--window-by-window | --spectrograms-by-window] [--float32]  (slower ways, for comparison)
         [Beam args, e.g. --runner DataflowRunner ... or --runner=DaskRunner (pipeline/dask_cluster.py)]
 
 Writes OUT/counts.csv (recording,capuchin_calls,calls_per_hour), detections.csv, selections.txt (Raven), failures.csv
@@ -47,6 +47,8 @@ def run(argv=None) -> dict:
     parser.add_argument("--spectrograms-by-window", action="store_true",
                         help="compute each window's spectrogram on its own, not the recording's log-mel once "
                              "(slower; how models exported before it count)")
+    parser.add_argument("--float32", action="store_true",
+                        help="run the networks in float32 even where the CPU computes bfloat16 natively (slower)")
     parser.add_argument("--validate-only", action="store_true",
                         help="check the Beam options (Dataflow: offline, no submission) and stop")
     quiet.add_verbose_flag(parser)
@@ -65,6 +67,7 @@ def run(argv=None) -> dict:
         summary = counting.run_counting(
             args.model, args.recordings, args.output_dir, args.threshold, args.hop_seconds, beam_args, args.plots,
             whole_recordings=not args.window_by_window, log_mel_once=not args.spectrograms_by_window,
+            bfloat16=not args.float32,
             operating_point=operating_point,
         )
     print(summary_line(summary, args.output_dir))

@@ -23,6 +23,8 @@ class CountingConfig:
     # Scored whole: compute the recording's log-mel once and each window's spectrogram from it, where the
     # model gives its log-mel (scorer.window_spectrograms); False: each window's spectrogram on its own.
     log_mel_once: bool = True
+    # The networks in bfloat16 where the CPU computes it natively (scoring.WindowScorer); False: float32.
+    bfloat16: bool = True
     # The merging rule of frame-scoring models (rules.frame_calls); site calibration may choose other values.
     gap_seconds: float = features.CALL_GAP_SECONDS
     min_call_seconds: float = features.MIN_CALL_SECONDS

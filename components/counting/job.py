@@ -89,6 +89,7 @@ def run_counting(
     chunk_windows: Optional[int] = None,
     whole_recordings: Optional[bool] = None,
     log_mel_once: Optional[bool] = None,
+    bfloat16: Optional[bool] = None,
     operating_point: Optional[Dict] = None,
 ) -> Dict:
     """Counts calls in every recording not yet done in `output_dir`, then rewrites the tables from all
@@ -109,6 +110,8 @@ def run_counting(
         (False) window by window.
       log_mel_once: scored whole, each recording's log-mel computed once where the model gives it
         (CountingConfig's default), else (False) each window's spectrogram on its own.
+      bfloat16: the networks in bfloat16 where the CPU computes it natively (CountingConfig's default),
+        else (False) float32.
       operating_point: {threshold, gap_seconds, min_call_seconds, source}; default: the one the model
         carries (site calibration, else the eval-clip threshold), else the tutorial's 0.99.
 
@@ -121,7 +124,7 @@ def run_counting(
     if threshold is not None:
         point.update(threshold=threshold, source="given")
     config = CountingConfig.of(point["threshold"], hop_seconds=hop_seconds, chunk_windows=chunk_windows,
-                               whole_recordings=whole_recordings, log_mel_once=log_mel_once,
+                               whole_recordings=whole_recordings, log_mel_once=log_mel_once, bfloat16=bfloat16,
                                gap_seconds=point["gap_seconds"],
                                min_call_seconds=point["min_call_seconds"])
     all_recordings = list_recordings(recordings)

@@ -227,16 +227,17 @@ class RecordingScorer:
 # instance per worker thread and step, and loading a SavedModel (about a second) and warming it up
 # would otherwise be paid by every one of them. The signatures are safe to call from several threads.
 _lock = threading.Lock()
-_models: Dict[str, Tuple[scoring.WindowScorer, Set[Tuple[HowScored, bool]]]] = {}
+_models: Dict[Tuple[str, bool], Tuple[scoring.WindowScorer, Set[Tuple[HowScored, bool]]]] = {}
 
 
 def warm_scorer(model_dir: str, config: CountingConfig) -> RecordingScorer:
     """The process's one scorer of the SavedModel at `model_dir` for `config`, loaded once and warmed up
     once per way of scoring, under a lock, rather than by every worker thread at once."""
     with _lock:
-        if model_dir not in _models:
-            _models[model_dir] = (scoring.WindowScorer(model_dir), set())
-        model, warmed = _models[model_dir]
+        key = (model_dir, config.bfloat16)
+        if key not in _models:
+            _models[key] = (scoring.WindowScorer(model_dir, config.bfloat16), set())
+        model, warmed = _models[key]
         scorer = RecordingScorer(model, config)
         if (scorer.how, scorer.log_mel_once) not in warmed:
             scorer.warm_up()
@@ -247,7 +248,7 @@ def warm_scorer(model_dir: str, config: CountingConfig) -> RecordingScorer:
 def loaded_models() -> List[str]:
     """The model folders this process has loaded (e.g. to see which workers scored)."""
     with _lock:
-        return sorted(_models)
+        return sorted({model_dir for model_dir, _ in _models})
 
 
 def score_chunk(chunk: Chunk, model, config: CountingConfig) -> ScoredChunk:
