@@ -17,6 +17,7 @@ the table gives each one's median wall time and its largest peak RSS:
   counting:spectrograms  the same with each window's spectrogram computed on its own (--spectrograms-by-window)
   counting:float32 the same with the networks in float32 (--float32), where the CPU has bfloat16
   counting:other   the same with --other-model (e.g. one network against three, in the same run)
+  counting:A+B     options together, e.g. counting:spectrograms+float32 (the counting of before both levers)
   counting:hop3    the same with 3 s windows without overlap (--hop-seconds 3)
   counting:in_memory, counting:processes:N   other DirectRunner modes
   tutorial         the tutorial's method: tfio decode + tfio resample, 3 s non-overlapping windows,
@@ -154,17 +155,20 @@ def child(method: str, args: argparse.Namespace) -> None:
         result = _decode_only(args.recordings, int(threads or 1), fast)
     elif name == "tutorial":
         result = _tutorial(args.recordings, args.tutorial_model)
+    elif option.startswith("processes"):
+        extra = ["--direct_running_mode=multi_processing", f"--direct_num_workers={option.split(':')[1]}"]
+        result = _counting(args.recordings, args.model, extra)
     else:
-        extra = {"": [], "hop3": ["--hop-seconds", "3"], "windows": ["--window-by-window"],
-                 "spectrograms": ["--spectrograms-by-window"], "in_memory": ["--direct_running_mode=in_memory"],
-                 "float32": ["--float32"], "soundfile": [], "other": []}.get(option)
-        if option == "soundfile":  # the workers are threads of this process: they see the change
+        options = option.split("+")  # e.g. counting:other+float32
+        by_option = {"": [], "hop3": ["--hop-seconds", "3"], "windows": ["--window-by-window"],
+                     "spectrograms": ["--spectrograms-by-window"], "in_memory": ["--direct_running_mode=in_memory"],
+                     "float32": ["--float32"], "soundfile": [], "other": []}
+        extra = [flag for name in options for flag in by_option[name]]
+        if "soundfile" in options:  # the workers are threads of this process: they see the change
             from components import mpg123
 
             mpg123.LIBRARY = "libmpg123-made-unloadable.so"
-        if option.startswith("processes"):
-            extra = ["--direct_running_mode=multi_processing", f"--direct_num_workers={option.split(':')[1]}"]
-        result = _counting(args.recordings, args.other_model if option == "other" else args.model, extra)
+        result = _counting(args.recordings, args.other_model if "other" in options else args.model, extra)
     result["wall_seconds"] = time.time() - started
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
