@@ -11,6 +11,8 @@ the table gives each one's median wall time and its largest peak RSS:
   decode-only      the floor: our loader (soundfile + streamed soxr), one file after another, one thread
   decode-only:N    the same loader on N threads
   decode-only:mpg123, decode-only:mpg123:N   counting's decoder (audio.fast_decoder: libmpg123 for mp3)
+  soundfile:N      issue 18's reference floor: soundfile.read of each file to float32 on N threads, as it
+                   is (no mixing to mono, no resampling)
   counting         runners/count_calls.py as users run it (DirectRunner, one thread per core)
   counting:soundfile  the same with libmpg123 made unloadable, so every file is read by soundfile
   counting:windows the same with the networks run on every window (--window-by-window)
@@ -105,6 +107,19 @@ def _decode_only(recordings: str, threads: int, fast: bool) -> dict:
     return {"audio_seconds": sum(lengths) / 16_000}
 
 
+def _soundfile_only(recordings: str, threads: int) -> dict:
+    import soundfile as sf
+
+    from components import counting
+
+    def decode(path: str) -> float:
+        samples, rate = sf.read(path, dtype="float32")
+        return len(samples) / rate
+
+    with ThreadPoolExecutor(threads) as pool:
+        return {"audio_seconds": sum(pool.map(decode, counting.list_recordings(recordings)))}
+
+
 def _tutorial(recordings: str, model: str) -> dict:
     import itertools
 
@@ -131,13 +146,23 @@ def _tutorial(recordings: str, model: str) -> dict:
 
 
 def _counting(recordings: str, model: str, extra: list) -> dict:
+    from components.counting import transform
     from runners import count_calls
 
+    # When each recording is done (the workers are threads of this process): the steady state is the
+    # audio after the first tenth of the recordings over the time it took, start-up left out.
+    finished = []
+    log = transform.Progress.log
+    transform.Progress.log = lambda progress, result: (finished.append((time.time(), result["seconds"])),
+                                                       log(progress, result))
     out = tempfile.mkdtemp()
     summary = count_calls.run(["--model", model, "--recordings", recordings, "--output-dir", out, *extra])
     with open(os.path.join(out, "counts.csv")) as f:
         counts = {row["recording"]: int(row["capuchin_calls"]) for row in csv.DictReader(f)}
-    return {"audio_seconds": summary["audio_hours"] * 3600, "counts": counts, "decoders": summary["decoders"]}
+    first = len(finished) // 10
+    steady = sum(seconds for _, seconds in finished[first + 1 :]) / (finished[-1][0] - finished[first][0])
+    return {"audio_seconds": summary["audio_hours"] * 3600, "counts": counts, "decoders": summary["decoders"],
+            "steady_rate": steady, "networks": summary["networks"]}
 
 
 def child(method: str, args: argparse.Namespace) -> None:
@@ -153,6 +178,8 @@ def child(method: str, args: argparse.Namespace) -> None:
         fast = option.startswith("mpg123")
         threads = option.removeprefix("mpg123").strip(":")
         result = _decode_only(args.recordings, int(threads or 1), fast)
+    elif name == "soundfile":
+        result = _soundfile_only(args.recordings, int(option or 1))
     elif name == "tutorial":
         result = _tutorial(args.recordings, args.tutorial_model)
     elif option.startswith("processes"):
@@ -205,19 +232,26 @@ def main():
     for method, runs in rounds.items():
         results[method] = dict(runs[0], wall_seconds=float(np.median([r["wall_seconds"] for r in runs])),
                                peak_rss_mb=max(r["peak_rss_mb"] for r in runs))
-    floor = results["decode-only"]
+        if "steady_rate" in runs[0]:
+            results[method]["steady_rate"] = float(np.median([r["steady_rate"] for r in runs]))
+    floor_method = methods[0]
+    floor = results[floor_method]
+    floor_rate = floor["audio_seconds"] / floor["wall_seconds"]
     print(f"\nMachine: {platform.machine()}, {os.cpu_count()} cores. Recordings: {os.path.abspath(args.recordings)}, "
-          f"each listed {args.copies} times ({floor['audio_seconds'] / 3600:.2f} h). Wall time excludes Python imports (done before the clock starts "
-          f"in every method) and includes model loading; the median of {args.rounds} round(s), methods in turn.\n")
-    print("| method | wall s | × realtime | vs decode-only (1 thread) | peak RSS MB |")
-    print("|---|---:|---:|---:|---:|")
+          f"each listed {args.copies} times ({floor['audio_seconds'] / 3600:.2f} h). Wall time excludes Python imports "
+          f"(done before the clock starts in every method) and includes model loading; the median of {args.rounds} "
+          f"round(s), methods in turn. Steady state: counting's audio after its first tenth of the recordings, "
+          f"over the time it took.\n")
+    print(f"| method | wall s | × realtime | steady × realtime | steady vs {floor_method} | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|")
     for method, r in results.items():
         rate = r["audio_seconds"] / r["wall_seconds"]
-        print(f"| {method} | {r['wall_seconds']:.1f} | {rate:,.0f} | "
-              f"{rate / (floor['audio_seconds'] / floor['wall_seconds']):.2f} | {r['peak_rss_mb']:,.0f} |")
+        steady = r.get("steady_rate", rate)
+        print(f"| {method} | {r['wall_seconds']:.1f} | {rate:,.0f} | {steady:,.0f} | {steady / floor_rate:.2f} | "
+              f"{r['peak_rss_mb']:,.0f} |")
     for method, r in results.items():
         if "decoders" in r:
-            print(f"- {method}: files by decoder {r['decoders']}")
+            print(f"- {method}: files by decoder {r['decoders']}; networks in {r['networks']}")
     counted = {m: r["counts"] for m, r in results.items() if "counts" in r}
     if counted:
         consensus = reference_consensus(os.path.join(REAL_DATA, "reference_counts"))
