@@ -86,7 +86,10 @@ class WindowScorer:
 
     def __init__(self, model_path: str, bfloat16: bool = True):
         self.model_dir = resolve_model_dir(model_path)
-        self._session, meta_graph = self._load(bfloat16=False)
+        # The networks run in bfloat16 where the CPU computes it natively: about 3x faster, frame
+        # probabilities within 0.01 of float32 (BENCHMARKS.md). Elsewhere it would be emulated, slower.
+        self.bfloat16 = bfloat16 and cpu_has_bfloat16()
+        self._session, meta_graph = self._load(self.bfloat16)
         self._audio_input, self._window_output = self._tensors(meta_graph, constants.AUDIO_SIGNATURE,
                                                                constants.PREDICTION_KEY)
         # Models exported before frames existed score whole windows only, and so does the tutorial's
@@ -100,11 +103,6 @@ class WindowScorer:
             self.scores_frames = frames.tensor_shape.dim[-1].size != 1
         # Frame models exported since can also score a whole recording's spectrogram at once.
         self.scores_sequences = constants.SEQUENCE_SIGNATURE in meta_graph.signature_def
-        # Their networks (`sequence_frames`) run in bfloat16 where the CPU computes it natively: about 3x
-        # faster, frame probabilities within 0.01 of float32 (BENCHMARKS.md). Elsewhere it would be
-        # emulated, slower. The spectrograms stay float32.
-        self.bfloat16 = bfloat16 and self.scores_sequences and cpu_has_bfloat16()
-        self._network_session = self._load(bfloat16=True)[0] if self.bfloat16 else self._session
         if self.scores_sequences:
             self._spectrograms_input, self._spectrograms_output = self._tensors(
                 meta_graph, constants.SPECTROGRAMS_SIGNATURE, constants.SPECTROGRAM_KEY)
@@ -125,11 +123,15 @@ class WindowScorer:
     def _load(self, bfloat16: bool):
         """(a session with the SavedModel's graph loaded, its MetaGraphDef). Without Grappler's graph
         rewrites (loading and the first call of each signature take ~0.6 s less in all, and later calls
-        run as fast), or with only oneDNN's rewrite to bfloat16."""
+        run as fast), or with only oneDNN's rewrite to bfloat16 (`bfloat16`)."""
         import tensorflow as tf
 
         config = tf.compat.v1.ConfigProto()
         if bfloat16:
+            # The rewrite turns every MatMul and Conv2D into bfloat16. The networks are convolutions (a
+            # Keras Conv1D is a Conv2D); the spectrograms' one MatMul, the mel filter bank, stays float32
+            # (the spectrograms are then the float32 ones to the bit: tests/test_counting.py).
+            os.environ.setdefault("TF_AUTO_MIXED_PRECISION_GRAPH_REWRITE_ALLOWLIST_REMOVE", "MatMul")
             config.graph_options.rewrite_options.optimizers.append("auto_mixed_precision_onednn_bfloat16")
         else:
             config.graph_options.rewrite_options.disable_meta_optimizer = True
@@ -170,8 +172,7 @@ class WindowScorer:
 
     def sequence_frames(self, spectrograms: np.ndarray) -> np.ndarray:
         """float32[n, frames, bands] spectrograms of any length → float32[n, frames // 4] frame probabilities."""
-        return self._network_session.run(self._sequence_output,
-                                         {self._sequence_input: spectrograms.astype(np.float32, copy=False)})
+        return self._session.run(self._sequence_output, {self._sequence_input: spectrograms.astype(np.float32, copy=False)})
 
     @staticmethod
     def _checked(windows: np.ndarray) -> np.ndarray:

@@ -525,10 +525,13 @@ def test_a_recording_scored_whole_matches_its_windows_where_they_see_the_same(tr
     _, from_one_log_mel = scorer.recording_track(waveform, starts, model, log_mel_once=True)
     np.testing.assert_allclose(from_one_log_mel, scores, atol=1e-4)
 
-    # Where the CPU computes bfloat16, the networks run in it by default: nearly the same track (within
-    # 0.01 on the real recordings).
+    # Where the CPU computes bfloat16, the networks run in it by default: the same spectrograms to the bit,
+    # and nearly the same track (within 0.01 on the real recordings).
     in_bfloat16 = scoring.WindowScorer(_model(trained_pipeline))
     assert in_bfloat16.bfloat16 == scoring.cpu_has_bfloat16()
+    first = np.stack([waveform[s : s + window] for s in starts[:4]])
+    np.testing.assert_array_equal(in_bfloat16.spectrograms(first), model.spectrograms(first))
+    np.testing.assert_array_equal(in_bfloat16.log_mels(first), model.log_mels(first))
     _, track = scorer.recording_track(waveform, starts, in_bfloat16, log_mel_once=True)
     np.testing.assert_allclose(track, scores, atol=0.02)
 
