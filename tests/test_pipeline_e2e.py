@@ -164,7 +164,7 @@ def test_ensemble_seeds_train_one_network_per_seed_and_export_their_average(tiny
     spectrogram = tf.saved_model.load(model_dir).tft_layer({"audio": clip[None]})["audio_xf"]
     member_frames = [tf.sigmoid(m(spectrogram)[0, :, 0]).numpy() for m in members]
     assert np.abs(member_frames[0] - member_frames[1]).max() > 1e-4  # two seeds, two different networks
-    served = scoring.WindowScorer(model_dir).frames(clip[None])[0]
+    served = scoring.WindowScorer(model_dir, bfloat16=False).frames(clip[None])[0]  # Keras's float32 arithmetic
     np.testing.assert_allclose(served, np.mean(member_frames, axis=0), atol=1e-5)
 
 
