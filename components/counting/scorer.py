@@ -200,14 +200,14 @@ class RecordingScorer:
         first call of a signature builds what TensorFlow runs it with (~0.3 s for the spectrograms or the
         log-mel, ~0.4 s for the networks)."""
         batch = np.zeros((SCORE_BATCH, features.CLIP_SAMPLES), np.float32)
+        if self.how is not HowScored.WHOLE:
+            self.model.frames(batch)
+            return
         if self.log_mel_once:
             stretch_log_mel(np.zeros(0, np.float32), LOG_MEL_PIECE_FRAMES * LOG_MEL_PIECES_PER_CALL, self.model)
-        elif self.how is HowScored.WHOLE:
-            self.model.spectrograms(batch)
-        if self.how is HowScored.WHOLE:
-            self.model.sequence_frames(np.zeros((1, 3 * features.MEL_FRAMES, features.MEL_BANDS), np.float32))
         else:
-            self.model.frames(batch)
+            self.model.spectrograms(batch)
+        self.model.sequence_frames(np.zeros((1, 3 * features.MEL_FRAMES, features.MEL_BANDS), np.float32))
 
     def score(self, chunk: Chunk) -> ScoredChunk:
         """A chunk's scores: a frame track of its stretch (WHOLE), else its own windows' scores."""
