@@ -7,8 +7,9 @@
 
 Each method runs in its own process (so peak memory is its own), over the same recordings; with
 --rounds N the methods run N times in turn (so a load on the machine falls on all of them alike) and
-the table gives each one's median wall time and its largest peak RSS:
-  decode-only      the floor: our loader (soundfile + streamed soxr), one file after another, one thread
+the table gives each one's median wall time and its largest peak RSS; the first method is the reference
+of its "vs" column:
+  decode-only      our loader (soundfile + streamed soxr), one file after another, one thread
   decode-only:N    the same loader on N threads
   decode-only:mpg123, decode-only:mpg123:N   counting's decoder (audio.fast_decoder: libmpg123 for mp3)
   soundfile:N      issue 18's reference floor: soundfile.read of each file to float32 on N threads, as it
@@ -160,7 +161,9 @@ def _counting(recordings: str, model: str, extra: list) -> dict:
     with open(os.path.join(out, "counts.csv")) as f:
         counts = {row["recording"]: int(row["capuchin_calls"]) for row in csv.DictReader(f)}
     first = len(finished) // 10
-    steady = sum(seconds for _, seconds in finished[first + 1 :]) / (finished[-1][0] - finished[first][0])
+    # With a few recordings finishing together on the workers, the gaps between them measure nothing.
+    steady = (sum(seconds for _, seconds in finished[first + 1 :]) / (finished[-1][0] - finished[first][0])
+              if len(finished) >= 10 else None)
     return {"audio_seconds": summary["audio_hours"] * 3600, "counts": counts, "decoders": summary["decoders"],
             "steady_rate": steady, "networks": summary["networks"]}
 
@@ -232,7 +235,7 @@ def main():
     for method, runs in rounds.items():
         results[method] = dict(runs[0], wall_seconds=float(np.median([r["wall_seconds"] for r in runs])),
                                peak_rss_mb=max(r["peak_rss_mb"] for r in runs))
-        if "steady_rate" in runs[0]:
+        if runs[0].get("steady_rate"):
             results[method]["steady_rate"] = float(np.median([r["steady_rate"] for r in runs]))
     floor_method = methods[0]
     floor = results[floor_method]
@@ -246,7 +249,7 @@ def main():
     print("|---|---:|---:|---:|---:|---:|")
     for method, r in results.items():
         rate = r["audio_seconds"] / r["wall_seconds"]
-        steady = r.get("steady_rate", rate)
+        steady = r.get("steady_rate") or rate
         print(f"| {method} | {r['wall_seconds']:.1f} | {rate:,.0f} | {steady:,.0f} | {steady / floor_rate:.2f} | "
               f"{r['peak_rss_mb']:,.0f} |")
     for method, r in results.items():

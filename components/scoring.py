@@ -4,6 +4,7 @@ Shared by `runners/score_clips.py` and the counting job. `--model` may name one 
 Pusher's base folder, in which case the newest pushed version is used.
 """
 
+import functools
 import json
 import os
 from typing import Dict, Optional
@@ -62,6 +63,7 @@ def read_operating_point(model_dir: str) -> Dict:
     return point
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_has_bfloat16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16; Linux's /proc/cpuinfo)."""
     try:
@@ -70,6 +72,12 @@ def cpu_has_bfloat16() -> bool:
     except OSError:
         return False
     return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def networks_in_bfloat16(requested: bool) -> bool:
+    """Whether the networks run in bfloat16 when `requested`: only where the CPU computes it natively,
+    since elsewhere it would be emulated, slower."""
+    return requested and cpu_has_bfloat16()
 
 
 class WindowScorer:
@@ -86,9 +94,8 @@ class WindowScorer:
 
     def __init__(self, model_path: str, bfloat16: bool = True):
         self.model_dir = resolve_model_dir(model_path)
-        # The networks run in bfloat16 where the CPU computes it natively: about 3x faster, frame
-        # probabilities within 0.01 of float32 (BENCHMARKS.md). Elsewhere it would be emulated, slower.
-        self.bfloat16 = bfloat16 and cpu_has_bfloat16()
+        # bfloat16 networks: about 3x faster, frame probabilities within 0.01 of float32 (BENCHMARKS.md).
+        self.bfloat16 = networks_in_bfloat16(bfloat16)
         self._session, meta_graph = self._load(self.bfloat16)
         self._audio_input, self._window_output = self._tensors(meta_graph, constants.AUDIO_SIGNATURE,
                                                                constants.PREDICTION_KEY)

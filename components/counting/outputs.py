@@ -144,7 +144,7 @@ def write_summary(output_dir: str, results: Dict[str, Dict], new: Sequence[str],
         "operating_point": operating_point,
         "hop_seconds": config.hop_seconds,
         # The networks' arithmetic on this machine (the workers': where they run on CPUs like it).
-        "networks": "bfloat16" if config.bfloat16 and scoring.cpu_has_bfloat16() else "float32",
+        "networks": "bfloat16" if scoring.networks_in_bfloat16(config.bfloat16) else "float32",
         "files": len(results),
         "counted": sum(r["reason"] is None for r in results.values()),
         "failures": sum(r["reason"] is not None for r in results.values()),
