@@ -81,6 +81,14 @@ def backgrounds_dir(data_root: str) -> str:
     return os.path.join(data_root, dataset.BACKGROUNDS_DIR)
 
 
+def unlabelled_recordings(args) -> str:
+    """The student's unlabelled recordings: --unlabelled, else the data root's 'Forest Recordings/'."""
+    if args.unlabelled is not None:
+        return args.unlabelled
+    forest = os.path.join(args.data_root, dataset.FOREST_DIR)
+    return forest if os.path.isdir(forest) else ""
+
+
 def fold_backgrounds(data_root: str, fold: int, folds: int):
     """Fold `fold`'s share of the call-free background recordings, dealt as ingestion deals them for
     training (dataset.site_background_clips: the i-th by name to fold i mod N)."""
@@ -115,6 +123,7 @@ def train(args, seeds, fold: int):
                                      held_out_fold=fold,
                                      train_backgrounds=backgrounds_dir(args.data_root) if args.site_training else "",
                                      reviewed=args.reviewed, student=args.student,
+                                     unlabelled=unlabelled_recordings(args) if args.student else "",
                                      augmentations=args.augmentations)
         with open(os.path.join(fold_dir, "wall.json"), "w") as f:
             json.dump({"wall": wall}, f)
@@ -288,6 +297,9 @@ def main():
                         help="a review's labels whose snippets every model also trains on (bench/oracle_review.py)")
     parser.add_argument("--student", action="store_true",
                         help="each model is one network distilled from the ensemble (local_runner.py --student)")
+    parser.add_argument("--unlabelled", default=None, metavar="DIR_OR_GLOB",
+                        help="with --student: unlabelled recordings whose windows the student also learns from "
+                             "(default: the data's 'Forest Recordings/', nobody's test; '': none)")
     parser.add_argument("--augmentations", nargs="+", default=[], choices=constants.AUGMENTATIONS, metavar="NAME",
                         help="train with these variations as well (local_runner.py --augmentations)")
     parser.add_argument("--calibrate-on", choices=("others", "untrained"), default="others",

@@ -2,7 +2,8 @@
 
     <root>/Parsed_Capuchinbird_Clips/<group>-<n>.<ext>      positives (label 1)
     <root>/Parsed_Not_Capuchinbird_Clips/<group>-<n>.<ext>  negatives (label 0)
-    <root>/Forest Recordings/*.mp3                          unlabelled recordings to count
+    <root>/Forest Recordings/*.mp3                          unlabelled recordings to count (and, for the
+                                                            student, windows the ensemble labels)
     <root>/Forest Backgrounds/*.mp3                         call-free recordings of the site (training, calibration)
 
 Clips cut from one source (`XC<id>` or one sound effect) are near-duplicates, so the split is
@@ -32,6 +33,7 @@ SPLITS = (TRAIN_SPLIT, EVAL_SPLIT)
 DEFAULT_EVAL_PERCENT = 30
 
 SITE_GROUP_PREFIX = features.SITE_GROUP_PREFIX
+UNLABELLED_GROUP_PREFIX = features.UNLABELLED_GROUP_PREFIX
 
 _CLIP_NUMBER = re.compile(r"-\d+$")
 
@@ -99,6 +101,15 @@ def site_background_clips(paths: List[str]) -> List[LabelledClip]:
     return [LabelledClip(path, 0, SITE_GROUP_PREFIX + os.path.splitext(os.path.basename(path))[0],
                          recording=True, dealt_fold=index)
             for index, path in enumerate(sorted(paths))]
+
+
+def unlabelled_recording_clips(paths: List[str]) -> List[LabelledClip]:
+    """Recordings of the site nobody labelled, one group each, cut into windows at ingestion and always in
+    train: only the student learns from them, from the ensemble's frame probabilities (model/model.py).
+    Their label (0) is a placeholder that training never reads (augment.is_unlabelled)."""
+    return [LabelledClip(path, 0, UNLABELLED_GROUP_PREFIX + os.path.splitext(os.path.basename(path))[0],
+                         recording=True, train_only=True)
+            for path in sorted(paths)]
 
 
 def _digest(group: str) -> int:

@@ -37,6 +37,7 @@ _METRICS_NAMESPACE = "ingest"
 _RECORD_VERSION = 2
 LABEL_NAMES = {1: "call", 0: "not_call"}
 SITE_WINDOWS = "site_windows"  # of the not_call examples, those cut from site backgrounds
+UNLABELLED_WINDOWS = "unlabelled_windows"  # and those cut from unlabelled recordings (the student's)
 
 
 def _counter_name(split: str, label: int) -> str:
@@ -66,11 +67,22 @@ class DecodeClipFn(beam.DoFn):
         split = dataset.clip_split(clip, self._eval_percent, self._fold)
         name = os.path.basename(clip.path)
         for start, waveform in windows:
-            Metrics.counter(_METRICS_NAMESPACE, _counter_name(split, clip.label)).inc()
-            if clip.group.startswith(dataset.SITE_GROUP_PREFIX):  # what training takes as site (augment.is_site)
-                Metrics.counter(_METRICS_NAMESPACE, f"{split}_{SITE_WINDOWS}").inc()
+            for counter in example_counters(split, clip):
+                Metrics.counter(_METRICS_NAMESPACE, counter).inc()
             source = f"{name}@{start:g}s" if clip.recording else name
             yield split, _example(waveform, clip.label, source, clip.group)
+
+
+def example_counters(split: str, clip: dataset.LabelledClip) -> List[str]:
+    """The summary's counters one example of `clip` adds to: its split and label, and whether it is a window
+    of a site background (what training takes as site: augment.is_site) or of an unlabelled recording
+    (augment.is_unlabelled)."""
+    counters = [_counter_name(split, clip.label)]
+    if clip.group.startswith(dataset.SITE_GROUP_PREFIX):
+        counters.append(f"{split}_{SITE_WINDOWS}")
+    if clip.group.startswith(dataset.UNLABELLED_GROUP_PREFIX):
+        counters.append(f"{split}_{UNLABELLED_WINDOWS}")
+    return counters
 
 
 def site_windows(samples):
@@ -163,6 +175,7 @@ def run_ingestion(
     held_out_fold: Optional[int] = None,
     reviewed: Optional[str] = None,
     backgrounds: Optional[str] = None,
+    unlabelled: Optional[str] = None,
 ) -> Dict:
     """Ingests every labelled clip under `data_root` into `output_dir` and returns the summary.
 
@@ -183,6 +196,9 @@ def run_ingestion(
       backgrounds: a folder or glob of call-free recordings of the site: each becomes a non-call group,
         cut into windows (site_windows), which training plants calls into and mixes under non-calls
         (model/augment.py). In k-fold they are dealt to folds in turn (dataset.site_background_clips).
+      unlabelled: a folder or glob of unlabelled recordings of the site: cut into windows the same way,
+        always in train (in k-fold too: they are nobody's test), and counted as not_call, but only the
+        student learns from them, from the ensemble's probabilities (dataset.unlabelled_recording_clips).
 
     Returns:
       {'clips': {split: {label name: n}}, 'failures': n, 'files': n, 'wall_seconds': s, ...}.
@@ -196,14 +212,18 @@ def run_ingestion(
         if fold is None or not 0 <= held_out_fold < fold[1] or held_out_fold == fold[0]:
             raise ValueError(f"held_out_fold {held_out_fold} needs a k-fold split of which it is another fold")
         clips = [clip for clip in clips if dataset.clip_fold(clip, fold[1]) != held_out_fold]
+    if unlabelled:
+        from components.counting import list_recordings
+
+        clips += dataset.unlabelled_recording_clips(list_recordings(unlabelled))
     review = None
     if reviewed:
         added, review = reviewed_clips(reviewed)
         clips = clips + added
     # Labels come from the folders, so the paths cover them; a review's labels, from its hash.
     settings = f"{eval_percent}|{fold}|{held_out_fold}|{pad}|{_RECORD_VERSION}"
-    site = [clip.path for clip in clips if clip.recording]
-    if site:  # only then, so ingestions without backgrounds (and the pipeline's cache) stay valid
+    site = [clip.path for clip in clips if clip.recording and clip.group.startswith(dataset.SITE_GROUP_PREFIX)]
+    if any(clip.recording for clip in clips):  # only then, so ingestions without (and the pipeline's cache) stay valid
         settings += f"|site every {features.SITE_WINDOW_STEP_SECONDS:g} s"
     fingerprint = files.fingerprint([clip.path for clip in clips],
                                     settings + (f"|{review['sha256']}" if review else ""))
@@ -238,6 +258,7 @@ def run_ingestion(
             for split in dataset.SPLITS
         },
         SITE_WINDOWS: {split: int(counters.get(f"{split}_{SITE_WINDOWS}", 0)) for split in dataset.SPLITS},
+        UNLABELLED_WINDOWS: {split: int(counters.get(f"{split}_{UNLABELLED_WINDOWS}", 0)) for split in dataset.SPLITS},
         "site_backgrounds": len(site),
         "failures": int(counters.get("failed", 0)),
         "eval_percent": eval_percent,
@@ -272,6 +293,8 @@ def summary_line(summary: Dict, output_dir: str) -> str:
     where = f" (see {os.path.join(output_dir, FAILURES_CSV)})" if failures else ""
     done = "Up to date (nothing changed):" if summary.get("up_to_date") else "Ingested"
     took = "" if summary.get("up_to_date") else f" in {summary['wall_seconds']} s"
+    unlabelled = sum(summary.get(UNLABELLED_WINDOWS, {}).values())
+    splits += f" (of them {unlabelled} windows of unlabelled recordings, for the student)" if unlabelled else ""
     return (
         f"{done} {total} clips{took} — {splits}; "
         f"{failures} failure{'s' if failures != 1 else ''}{where} → {output_dir}"

@@ -118,9 +118,7 @@ class WriteShardsFn(beam.DoFn):
                 continue
             split, record = output
             self._writer(split).write(record)
-            names = [ingest._counter_name(split, clip.label)] + ([f"{split}_{ingest.SITE_WINDOWS}"]
-                                                                  if clip.recording else [])
-            for name in names:
+            for name in ingest.example_counters(split, clip):
                 self._counters[name] = self._counters.get(name, 0) + 1
 
     def _writer(self, split: str):

@@ -211,6 +211,38 @@ def is_site(example) -> tf.Tensor:
     return tf.strings.substr(group, 0, len(features.SITE_GROUP_PREFIX)) == features.SITE_GROUP_PREFIX
 
 
+def is_unlabelled(example) -> tf.Tensor:
+    """Whether a raw example is a window of an unlabelled recording (the student's alone: its label is a
+    placeholder)."""
+    group = tf.reshape(example[features.GROUP_KEY], [-1])[0]
+    return tf.strings.substr(group, 0, len(features.UNLABELLED_GROUP_PREFIX)) == features.UNLABELLED_GROUP_PREFIX
+
+
+def labelled(examples: tf.data.Dataset) -> tf.data.Dataset:
+    """The examples whose label means something (all but is_unlabelled's; all, where they have no group)."""
+    if features.GROUP_KEY not in examples.element_spec:
+        return examples
+    return examples.filter(lambda e: tf.logical_not(is_unlabelled(e)))
+
+
+def unlabelled_windows(examples: tf.data.Dataset, batch_size: int, seed: int = constants.SEED) -> tf.data.Dataset:
+    """Endless batches of the unlabelled windows in `examples`, as recorded or through the mp3 round trip,
+    at a random gain, with no frame targets (region_loss ignores them): the teacher labels them.
+
+    Returns:
+      (audio float32[batch, 48000], frame targets float32[batch, MODEL_FRAMES, 2], all zero) batches.
+    """
+
+    def make(index, example):
+        random = _Random(seed, 3, index)
+        audio = _as_recorded_or_mp3(example, random, 0) * _decibels(random.uniform(1, *constants.GAIN_DB))
+        return audio, tf.zeros([features.MODEL_FRAMES, 2])
+
+    windows = examples.filter(is_unlabelled).cache().shuffle(1024, seed=seed + 30).repeat().enumerate()
+    return (windows.map(make, num_parallel_calls=tf.data.AUTOTUNE)
+            .batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+
+
 def training_examples(examples: tf.data.Dataset, batch_size: int, seed: int = constants.SEED,
                       site: bool = False, augmentations=()) -> tf.data.Dataset:
     """Endless batches of freshly augmented training windows, half of them with a call.
@@ -226,7 +258,7 @@ def training_examples(examples: tf.data.Dataset, batch_size: int, seed: int = co
     Returns:
       (audio float32[batch, 48000], frame targets float32[batch, MODEL_FRAMES, 2]) batches.
     """
-    examples = examples.cache()
+    examples = labelled(examples).cache()
     calls = examples.filter(is_call)
     others = examples.filter(lambda e: tf.logical_not(is_call(e)))
     stream = lambda ds, n: ds.shuffle(1024, seed=seed + n).repeat()  # noqa: E731

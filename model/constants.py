@@ -32,6 +32,10 @@ ENSEMBLE_SEEDS = (SEED, 7, 1234)
 # ensemble, at this weight, to the region loss on the planted truth. It then scores at a third of the cost.
 STUDENT_SEED = 2027
 STUDENT_SOFT_WEIGHT = 1.0
+# Where the run has windows of unlabelled site recordings (ingestion's --unlabelled: the recordings to be
+# counted), this share of the student's batches are theirs, labelled by the ensemble alone: the student
+# learns the teacher's view of the site's own sound, not only of clips and planted calls.
+STUDENT_UNLABELLED_SHARE = 0.25
 
 # --- Augmentation (model/augment.py); alternatives: BENCHMARKS.md, "Tried and not kept" ----------
 # Half of each batch are calls, half are not, whatever the split's balance.

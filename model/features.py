@@ -23,6 +23,9 @@ DEFAULT_PAD = PAD_FRONT
 SITE_WINDOW_STEP_SECONDS = 6.0
 # Their group: the recording's name after this prefix.
 SITE_GROUP_PREFIX = "site-"
+# Unlabelled recordings of the site (for the student: --student's noisy-student windows) are cut the same
+# way, into groups of this prefix.
+UNLABELLED_GROUP_PREFIX = "unlabelled-"
 
 # Files the loader accepts (libsndfile decodes all three).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3")

@@ -180,7 +180,7 @@ def _training_data(examples, tf_transform_output, architecture: str, seed: int =
                    site: bool = False, augmentations=()) -> tf.data.Dataset:
     spectrograms = _spectrograms(tf_transform_output)
     if architecture == constants.ARCHITECTURE_TUTORIAL:  # the tutorial: clips as they are, one label each
-        return (examples.cache().shuffle(1024, seed=seed).repeat().batch(constants.BATCH_SIZE)
+        return (augment.labelled(examples).cache().shuffle(1024, seed=seed).repeat().batch(constants.BATCH_SIZE)
                 .map(lambda e: (spectrograms(e[features.AUDIO_KEY]), tf.reshape(e[features.LABEL_KEY], [-1, 1]))))
     return augment.training_examples(examples, constants.BATCH_SIZE, seed, site, augmentations).map(
         lambda audio, targets: (augment.mask_spectrograms(spectrograms(audio)), targets))
@@ -199,11 +199,17 @@ def _with_teacher(teacher_frames: keras.Model, mask: bool):
 
 
 def _student_data(examples, tf_transform_output, teacher_frames: keras.Model, seed: int,
-                  site: bool = False, augmentations=()) -> tf.data.Dataset:
-    """The default model's training batches, labelled by the teacher as well (distillation)."""
+                  site: bool = False, augmentations=(), unlabelled: bool = False) -> tf.data.Dataset:
+    """The default model's training batches, labelled by the teacher as well (distillation). With
+    `unlabelled` windows in `examples`, this share of the batches are theirs, labelled by the teacher alone."""
     spectrograms = _spectrograms(tf_transform_output)
-    return (augment.training_examples(examples, constants.BATCH_SIZE, seed, site, augmentations)
-            .map(lambda audio, targets: (spectrograms(audio), targets))
+    batches = augment.training_examples(examples, constants.BATCH_SIZE, seed, site, augmentations)
+    if unlabelled:
+        share = constants.STUDENT_UNLABELLED_SHARE
+        batches = tf.data.Dataset.sample_from_datasets(
+            [batches, augment.unlabelled_windows(examples, constants.BATCH_SIZE, seed)], [1.0 - share, share],
+            seed=seed)
+    return (batches.map(lambda audio, targets: (spectrograms(audio), targets))
             .map(_with_teacher(teacher_frames, mask=True)))
 
 
@@ -218,13 +224,16 @@ def _validation_data(examples, tf_transform_output, architecture: str) -> tf.dat
 
 
 def _count(examples: tf.data.Dataset):
-    """(examples, calls, site background windows) in a split."""
-    clips = calls = site = 0
+    """(labelled examples, calls, site background windows, unlabelled windows) in a split."""
+    clips = calls = site = unlabelled = 0
     for example in examples:
+        if augment.is_unlabelled(example):
+            unlabelled += 1
+            continue
         clips += 1
         calls += int(augment.is_call(example))
         site += int(augment.is_site(example))
-    return clips, calls, site
+    return clips, calls, site, unlabelled
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -246,11 +255,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train = _raw_examples(fn_args.train_files, fn_args.data_accessor, tf_transform_output).cache()
     evaluation = _raw_examples(fn_args.eval_files, fn_args.data_accessor, tf_transform_output)
-    clips, calls, site = _count(train)
+    clips, calls, site, unlabelled = _count(train)
     # The tutorial's epochs pass over the clips once; the default model's batches are made afresh.
     steps = max(1, clips // constants.BATCH_SIZE) if architecture == constants.ARCHITECTURE_TUTORIAL \
         else constants.STEPS_PER_EPOCH
-    print(f"Training on {clips} clips ({calls} calls, {site} windows of site background): {len(seeds)} x "
+    print(f"Training on {clips} clips ({calls} calls, {site} windows of site background"
+          + (f"; and {unlabelled} unlabelled windows for the student" if unlabelled else "") + f"): {len(seeds)} x "
           f"{epochs} epochs of {steps} batches of {constants.BATCH_SIZE}", flush=True)
     input_shape = tf_transform_output.transformed_feature_spec()[_AUDIO_XF].shape  # [frames, bins]
     validation = _validation_data(evaluation, tf_transform_output, architecture)
@@ -288,7 +298,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                   flush=True)
             student = student_network(input_shape)
             fit(student, _student_data(train, tf_transform_output, teacher, constants.STUDENT_SEED, site > 0,
-                                       augmentations),
+                                       augmentations, unlabelled > 0),
                 os.path.join("logs", "student"), validation.map(_with_teacher(teacher, mask=False)))
             model = ensemble([student])
     model.save(

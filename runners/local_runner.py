@@ -51,6 +51,9 @@ def parse_args(argv=None):
     parser.add_argument("--train-backgrounds", metavar="DIR_OR_GLOB",
                         help="call-free recordings of the site whose windows are non-call examples, dealt to "
                              "train and eval by recording (default: --backgrounds; '': train on the clips only)")
+    parser.add_argument("--unlabelled", metavar="DIR_OR_GLOB",
+                        help="with --student: unlabelled recordings of the site whose windows the student also "
+                             "learns from, labelled by the ensemble (default: --recordings; '': none)")
     pipeline_flags.add_pipeline_flags(parser)
     parser.add_argument("--report-json", help="also write the run's report (metrics, blessing, paths) here")
     quiet.add_verbose_flag(parser)
@@ -89,13 +92,16 @@ def run(argv=None) -> dict:
     site_training = settings["backgrounds"] if args.train_backgrounds is None else args.train_backgrounds
     if settings["architecture"] != constants.ARCHITECTURE_DEFAULT:
         site_training = None
+    # The student also learns the ensemble's view of the site's unlabelled sound: the recordings to count.
+    unlabelled = (settings["recordings"] if args.unlabelled is None else args.unlabelled) if settings["student"] else None
 
     ingested_dir = os.path.abspath(os.path.join(args.output_dir, "ingested"))
     print(f"[2/3] Ingesting clips from {data_root}"
-          + (f" and windows of the site backgrounds in {site_training}" if site_training else "") + " ...", flush=True)
+          + (f" and windows of the site backgrounds in {site_training}" if site_training else "")
+          + (f" and of the unlabelled recordings in {unlabelled}" if unlabelled else "") + " ...", flush=True)
     fold = tuple(args.fold) if args.fold else None
     ingestion = ingest.run_ingestion(data_root, ingested_dir, beam_args, args.eval_percent, args.pad, fold,
-                                     args.held_out_fold, args.reviewed, site_training)
+                                     args.held_out_fold, args.reviewed, site_training, unlabelled)
     print("      " + ingest.summary_line(ingestion, ingested_dir), flush=True)
     settings["reviewed"] = ingestion.get("reviewed")
     output_dir = os.path.abspath(args.output_dir)

@@ -167,3 +167,39 @@ def test_distance_low_passes_a_call_adds_a_reverb_tail_and_keeps_the_padding_sil
         assert (np.abs(np.fft.rfft(v)[high]) ** 2).sum() < 0.05 * (np.abs(np.fft.rfft(burst)[high]) ** 2).sum()
         tail = v[2 * RATE : 2 * RATE + int(0.04 * RATE)]  # the first 40 ms after the burst ends
         assert np.sum(tail ** 2) > 1e-5 * np.sum(burst ** 2)
+
+
+def test_unlabelled_windows_reach_only_their_own_batches_and_carry_no_targets():
+    """Unlabelled windows (a 5 kHz tone, placeholder label 0) never become backgrounds or non-calls; their
+    own batches hold only them, as recorded or through the mp3 round trip, with all-zero targets."""
+    t = np.arange(features.CLIP_SAMPLES) / RATE
+    call = (0.5 * np.sin(2 * np.pi * 1_000 * t)).astype(np.float32)
+    unlabelled = (0.1 * np.sin(2 * np.pi * 5_000 * t)).astype(np.float32)
+    rng = np.random.default_rng(2)
+    noise = [(0.1 * rng.normal(size=features.CLIP_SAMPLES)).astype(np.float32) for _ in range(4)]
+    audio = np.stack([call, call] + noise + [unlabelled, unlabelled])
+    mp3 = audio.copy()
+    mp3[6:] *= 0.5  # the round trip's copy tells itself apart
+    groups = [[b"XC1"], [b"XC2"]] + [[f"rain-{i}".encode()] for i in range(4)] + [
+        [(features.UNLABELLED_GROUP_PREFIX + name).encode()] for name in ("a", "b")]
+    labels = np.array([[1], [1]] + [[0]] * 6, np.int64)
+    examples = tf.data.Dataset.from_tensor_slices({features.AUDIO_KEY: audio, features.AUDIO_MP3_KEY: mp3,
+                                                   features.LABEL_KEY: labels, features.GROUP_KEY: groups})
+    assert [bool(augment.is_unlabelled(e)) for e in examples] == [False] * 6 + [True] * 2
+
+    training, _ = next(iter(augment.training_examples(examples, 200)))
+    tone = np.array([_power_at(w, 5_000) for w in training.numpy()])
+    broadband = np.array([np.sum(np.abs(np.fft.rfft(w)) ** 2) for w in training.numpy()])
+    assert np.all(tone < 1e-3 * broadband)  # not one labelled batch hears the unlabelled windows
+
+    windows, targets = next(iter(augment.unlabelled_windows(examples, 64)))
+    windows, targets = windows.numpy(), targets.numpy()
+    assert windows.shape == (64, features.CLIP_SAMPLES) and targets.shape == (64, features.MODEL_FRAMES, 2)
+    assert not targets.any()
+    # Every window is the 5 kHz tone at some gain within GAIN_DB (the round trip's copy 6 dB lower).
+    shape = unlabelled / np.linalg.norm(unlabelled)
+    gains_db = 20 * np.log10(np.linalg.norm(windows, axis=1) / np.linalg.norm(unlabelled))
+    assert np.allclose(np.abs(windows @ shape), np.linalg.norm(windows, axis=1), rtol=1e-4)
+    low, high = constants.GAIN_DB
+    assert gains_db.min() >= low - 6.03 and gains_db.max() <= high + 1e-3
+    assert np.unique(np.round(gains_db, 3)).size > 32  # gains drawn afresh

@@ -213,7 +213,8 @@ def test_reviewed_snippets_are_ingested_as_train_only_clips_grouped_by_recording
 def test_site_backgrounds_become_non_call_windows_dealt_by_recording(tiny_dataset, tmp_path):
     """Each call-free site recording is one non-call group cut into windows every SITE_WINDOW_STEP_SECONDS;
     in k-fold the i-th recording by name is in fold i mod n, so the held-out fold's never reach training.
-    A corrupt background is listed as a failure and loses nothing else."""
+    A corrupt background is listed as a failure and loses nothing else. Unlabelled recordings (the student's)
+    are cut the same way, all into train whatever their fold, and counted apart."""
     backgrounds = str(tmp_path / "backgrounds")
     shutil.copytree(os.path.join(tiny_dataset, dataset.BACKGROUNDS_DIR), backgrounds)
     with open(os.path.join(backgrounds, "background_99.mp3"), "w") as f:
@@ -222,7 +223,10 @@ def test_site_backgrounds_become_non_call_windows_dealt_by_recording(tiny_datase
     assert len(names) == 4
     output_dir = str(tmp_path / "out")
 
-    summary = ingest.run_ingestion(tiny_dataset, output_dir, fold=(0, 3), held_out_fold=1, backgrounds=backgrounds)
+    forest = os.path.join(tiny_dataset, dataset.FOREST_DIR)
+    recordings = sorted(n for n in os.listdir(forest) if n.endswith(features.AUDIO_EXTENSIONS))
+    summary = ingest.run_ingestion(tiny_dataset, output_dir, fold=(0, 3), held_out_fold=1, backgrounds=backgrounds,
+                                   unlabelled=forest)
 
     examples = {split: _read_examples(output_dir, split) for split in dataset.SPLITS}
     site = {split: [e for e in split_examples if e[features.GROUP_KEY].decode().startswith(dataset.SITE_GROUP_PREFIX)]
@@ -242,9 +246,19 @@ def test_site_backgrounds_become_non_call_windows_dealt_by_recording(tiny_datase
     assert summary["failures"] == 1 and summary["site_backgrounds"] == 3  # background_99 and 01 are not ingested
     with open(os.path.join(output_dir, ingest.FAILURES_CSV)) as f:
         assert [row["path"] for row in csv.DictReader(f)] == [os.path.join(backgrounds, "background_99.mp3")]
+    unlabelled = {split: [e for e in split_examples
+                          if e[features.GROUP_KEY].decode().startswith(dataset.UNLABELLED_GROUP_PREFIX)]
+                  for split, split_examples in examples.items()}
+    assert not unlabelled[dataset.EVAL_SPLIT] and len(recordings) >= 2
+    assert {e[features.GROUP_KEY].decode() for e in unlabelled[dataset.TRAIN_SPLIT]} == {
+        dataset.UNLABELLED_GROUP_PREFIX + os.path.splitext(n)[0] for n in recordings}
+    assert summary[ingest.UNLABELLED_WINDOWS] == {dataset.TRAIN_SPLIT: len(unlabelled[dataset.TRAIN_SPLIT]),
+                                                 dataset.EVAL_SPLIT: 0}
+    assert len(unlabelled[dataset.TRAIN_SPLIT]) >= len(recordings)
     # Every clip is still there.
     clips = [e for split in examples.values() for e in split
-             if not e[features.GROUP_KEY].decode().startswith(dataset.SITE_GROUP_PREFIX)]
+             if not e[features.GROUP_KEY].decode().startswith((dataset.SITE_GROUP_PREFIX,
+                                                               dataset.UNLABELLED_GROUP_PREFIX))]
     kept = [c for c in dataset.list_labelled_clips(tiny_dataset) if dataset.fold_of(c.group, 3) != 1]
     assert len(clips) == len(kept)
 

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-from components import audio, calibration, dataset, scoring, synthetic_data
+from components import audio, calibration, dataset, ingest, scoring, synthetic_data
 from model import constants, features
 from pipeline import metadata
 from runners import inspect_metadata, local_runner, score_clips
@@ -168,13 +168,19 @@ def test_ensemble_seeds_train_one_network_per_seed_and_export_their_average(tiny
     np.testing.assert_allclose(served, np.mean(member_frames, axis=0), atol=1e-5)
 
 
-def test_student_is_one_network_distilled_from_the_ensemble_and_is_what_is_exported(tiny_dataset, tmp_path):
+def test_student_is_one_network_distilled_from_the_ensemble_and_is_what_is_exported(tiny_dataset, tmp_path, capfd):
     import tf_keras
 
-    # Every augmentation on too, so the Trainer runs each of them in its input pipeline.
+    # Every augmentation on too, so the Trainer runs each of them in its input pipeline; and the forest
+    # recordings as the student's unlabelled windows, all in train.
     report = local_runner.run(["--data-root", tiny_dataset, "--output-dir", str(tmp_path), "--eval-percent", "50",
                                "--ensemble-seeds", "42", "--epochs", "1", "--student", "--recordings", "",
+                               "--unlabelled", os.path.join(tiny_dataset, dataset.FOREST_DIR),
                                "--augmentations", *constants.AUGMENTATIONS])
+    with open(tmp_path / "ingested" / ingest.SUMMARY_JSON) as f:
+        unlabelled = json.load(f)[ingest.UNLABELLED_WINDOWS]
+    assert unlabelled[dataset.EVAL_SPLIT] == 0 and unlabelled[dataset.TRAIN_SPLIT] > 0
+    assert f"and {unlabelled[dataset.TRAIN_SPLIT]} unlabelled windows for the student" in capfd.readouterr().out
     model_dir = os.path.join(report["model_uri"], "Format-Serving")
     networks = [layer.name for layer in tf_keras.models.load_model(model_dir, compile=False).layers
                 if layer.name.endswith("frame_logits")]
