@@ -144,6 +144,7 @@ def test_windows_spectrograms_cut_from_one_log_mel_equal_each_windows_own(monkey
     assert starts[-1] % features.MEL_FRAME_STEP != 0 and starts[-2] % features.MEL_FRAME_STEP == 0
     # Pieces of 7 s, 4 per call: the 3,733 frames take 6 pieces in 2 calls, which must join exactly.
     monkeypatch.setattr(scorer, "LOG_MEL_PIECE_FRAMES", 700)
+    monkeypatch.setattr(scorer, "SCORE_BATCH", 5)  # medians and scale in 5 batches, in place
     model = LogMelModel()
 
     cut = scorer.window_spectrograms(waveform, starts, model)

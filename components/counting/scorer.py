@@ -137,8 +137,11 @@ def stretch_log_mel(samples: np.ndarray, num_frames: int, model) -> np.ndarray:
     pieces = -(-num_frames // LOG_MEL_PIECE_FRAMES)
     piece = -(-num_frames // pieces)  # frames per piece
     length = (piece - 1) * step + features.MEL_FRAME_LENGTH  # samples per piece
-    padded = np.zeros((pieces - 1) * piece * step + length, dtype=np.float32)
-    padded[: min(len(samples), len(padded))] = samples[: len(padded)]
+    needed = (pieces - 1) * piece * step + length
+    padded = samples  # a copy only where the samples end first: a chunk's stretch is tens of MB
+    if len(samples) < needed:
+        padded = np.zeros(needed, dtype=np.float32)
+        padded[: len(samples)] = samples
     starts = np.arange(pieces) * piece * step
     log_mels = _through_in_batches(model.log_mels, padded, starts, length, LOG_MEL_PIECES_PER_CALL)
     return log_mels.reshape(-1, log_mels.shape[-1])[:num_frames]
@@ -159,10 +162,17 @@ def window_spectrograms(waveform: np.ndarray, starts: np.ndarray, model) -> np.n
     log_mels[on_grid] = by_window[offsets[on_grid] // step].transpose(0, 2, 1)
     if not on_grid.all():
         log_mels[~on_grid] = _through_in_batches(model.log_mels, waveform, starts[~on_grid], features.CLIP_SAMPLES)
-    # Each band's median over the window: its middle frame in order (as preprocessing.remove_band_medians).
-    medians = np.partition(log_mels, frames // 2, axis=1)[:, frames // 2]  # [windows, bands]
+    # Each band's median over the window: its middle frame in order (as preprocessing.remove_band_medians),
+    # then the scale; in place and SCORE_BATCH windows at a time, so that a long chunk's hundreds of
+    # windows are held once rather than in four copies.
     mean, std = model.spectrogram_scale
-    return (log_mels - medians[:, None, :] - mean) / std
+    for batch in range(0, len(starts), SCORE_BATCH):
+        windows = log_mels[batch : batch + SCORE_BATCH]
+        medians = np.partition(windows, frames // 2, axis=1)[:, frames // 2]  # [windows, bands]
+        windows -= medians[:, None, :]
+        windows -= mean
+        windows /= std
+    return log_mels
 
 
 def recording_track(waveform: np.ndarray, starts: np.ndarray, model, offset: int = 0,
