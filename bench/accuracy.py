@@ -178,12 +178,35 @@ def _tagged(args, name: str) -> str:
     return name if args.calibrate_on == "others" else f"{stem}_{args.calibrate_on}{extension}"
 
 
+def self_calibrated(args, fold_dir: str, report: dict, model_dir: str, sets: dict) -> dict:
+    """count_calls.py --calibrate on each test set (a user with no call-free recordings): the operating
+    point chosen on the lowest-scoring stretches of the set's own recordings, with the run's eval calls
+    planted into them; then the set counted at it. {'forest'|'plain': {'point', and count's scores}}."""
+    examples = glob.glob(os.path.join(fold_dir, "pipeline", "ImportExampleGen", "examples", "*"))[0]
+    calls = count_calibrator.eval_calls(examples)
+    results = {}
+    for kind in ("forest", "plain"):
+        recordings = sets[kind] if isinstance(sets[kind], list) else sorted(glob.glob(os.path.join(sets[kind], "*.mp3")))
+        chosen = calibration.calibrate_on_recordings(model_dir, recordings, None, report["threshold"], calls=calls)
+        point = {k: chosen["default_rule"][k] for k in ("threshold", "gap_seconds", "min_call_seconds")}
+        results[kind] = {"point": point, **count(model_dir, sets[kind], os.path.join(fold_dir, f"counts_self_{kind}"),
+                                                 point)}
+    print(json.dumps({"fold": os.path.basename(fold_dir), "self": results}), flush=True)
+    return results
+
+
 def run_fold(args, seeds, fold: int) -> dict:
     fold_dir, report = train(args, seeds, fold)
     saved = os.path.join(fold_dir, _tagged(args, "row.json"))
     if args.reuse_counts and os.path.exists(saved):
         with open(saved) as f:
-            return json.load(f)
+            row = json.load(f)
+        if args.self_calibration and "self" not in row:
+            model_dir = os.path.join(report["model_uri"], "Format-Serving")
+            row["self"] = self_calibrated(args, fold_dir, report, model_dir, test_sets(args, fold))
+            with open(saved, "w") as f:
+                json.dump(row, f)
+        return row
     model_dir = os.path.join(report["model_uri"], "Format-Serving")
     sets = test_sets(args, fold)
     calibrated = site_calibration(args, fold_dir, report, model_dir, fold)
@@ -209,6 +232,8 @@ def run_fold(args, seeds, fold: int) -> dict:
         for kind in ("forest", "hard", "plain"):
             row[name][kind] = count(model_dir, sets[kind], os.path.join(fold_dir, _tagged(args, f"counts_{name}_{kind}")),
                                     point)
+    if args.self_calibration:
+        row["self"] = self_calibrated(args, fold_dir, report, model_dir, sets)
     print(json.dumps({k: row[k] for k in ("fold", "points", *POINTS)}), flush=True)
     with open(saved, "w") as f:
         json.dump(row, f)
@@ -281,6 +306,37 @@ def print_summary(trainings) -> None:
     print("| clip average precision | " + " / ".join(f"{s['ap']:.4f}" for s in summaries) + " | | |")
 
 
+def print_self_calibration(trainings) -> None:
+    """count_calls.py --calibrate on each test set beside the shipped calibration: per training, the mean
+    over folds (false calls pooled over hours), and per fold the thresholds each chose."""
+    with_self = [(seeds, rows) for seeds, rows in trainings if all("self" in r for r in rows)]
+    if not with_self:
+        return
+    print("\n**Self-calibration** (`count_calls.py --calibrate` on each set's own recordings) against site "
+          "calibration on the other folds' backgrounds (ships); each training's mean, then their mean\n")
+    print("| metric | site-calibrated (ships) | self-calibrated |")
+    print("|---|---|---|")
+    metrics = [(f"forest: {n}", lambda r, k=k: r["threshold"]["forest"][k], lambda r, k=k: r["self"]["forest"][k])
+               for k, n in COUNT_METRICS]
+    for name, shipped, own in metrics:
+        cells = []
+        for value in (shipped, own):
+            means = [statistics.mean(value(r) for r in rows) for _, rows in with_self]
+            cells.append(" / ".join(f"{m:.3f}" for m in means) + f" → **{statistics.mean(means):.3f}**")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    false_rates = []
+    for section in (lambda r: r["threshold"]["plain"], lambda r: r["self"]["plain"]):
+        rates = [sum(section(r)["false_calls"] for r in rows) / sum(section(r)["hours"] for r in rows)
+                 for _, rows in with_self]
+        false_rates.append(" / ".join(f"{v:.1f}" for v in rates) + f" → **{statistics.mean(rates):.1f}**")
+    print("| plain backgrounds: false calls per hour | " + " | ".join(false_rates) + " |")
+    for seeds, rows in with_self:
+        print(f"\nThresholds, training {' '.join(map(str, seeds))} (fold: shipped / self on forest / self on plain): "
+              + "; ".join(f"{r['fold']}: {r['points']['threshold']['threshold']:.3f} / "
+                          f"{r['self']['forest']['point']['threshold']:.3f} / {r['self']['plain']['point']['threshold']:.3f}"
+                          for r in rows))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", default=REAL_DATA_ROOT)
@@ -305,6 +361,9 @@ def main():
     parser.add_argument("--calibrate-on", choices=("others", "untrained"), default="others",
                         help="site calibration's backgrounds: every fold's but the test fold's (default), or only "
                              "the eval fold's, which a site-trained model has not trained on")
+    parser.add_argument("--self-calibration", action="store_true",
+                        help="also count each test set at the operating point count_calls.py --calibrate chooses "
+                             "on that set's own recordings (the forest set, and the plain backgrounds)")
     parser.add_argument("--reuse-models", action="store_true",
                         help="folds already trained in OUTPUT_DIR keep their models: only calibration and counting run")
     parser.add_argument("--reuse-counts", action="store_true",
@@ -323,6 +382,7 @@ def main():
         print_training(seeds, rows)
         trainings.append((seeds, rows))
     print_summary(trainings)
+    print_self_calibration(trainings)
     print(f"\nTotal wall time: {(time.time() - started) / 60:.1f} min")
 
 

@@ -215,12 +215,13 @@ def background_stretches(scored_recordings: Sequence[Tuple[str, np.ndarray, "cou
 
 
 def calibrate_on_recordings(model_dir: str, recording_paths: Sequence[str], hop_seconds: Optional[float],
-                            threshold: float, progress=None) -> Dict:
-    """count_calls.py --calibrate: the operating point from the calls the model carries, planted into
-    the lowest-scoring stretches of (up to SELF_CALIBRATION_RECORDINGS of) the recordings to be counted."""
+                            threshold: float, progress=None, calls: Optional[Sequence[np.ndarray]] = None) -> Dict:
+    """count_calls.py --calibrate: the operating point from the calls the model carries (or `calls`),
+    planted into the lowest-scoring stretches of (up to SELF_CALIBRATION_RECORDINGS of) the recordings to
+    be counted."""
     from components import scoring
 
-    calls = read_calls(model_dir)
+    calls = read_calls(model_dir) if calls is None else calls
     if not calls:
         raise ValueError(f"{model_dir} carries no calibration calls ({os.path.join('assets.extra', CALLS_NPZ)}): "
                          "it was pushed before site calibration; train again, or count without --calibrate")
