@@ -77,17 +77,23 @@ def _power_at(waveform: np.ndarray, hz: float) -> float:
     return float(spectrum[int(round(hz * len(waveform) / RATE))])
 
 
-def test_site_windows_are_backgrounds_for_calls_and_under_non_calls_never_alone():
-    """Site windows (a 5 kHz tone) carry calls (1 kHz) and sit under non-calls (noise), never alone."""
+def _calls_noises_and_tones(prefix: str, seed: int):
+    """(audio, groups, labels) of two call clips (1 kHz), four noise clips and two windows of a 5 kHz tone
+    whose groups start with `prefix` (label 0)."""
     t = np.arange(features.CLIP_SAMPLES) / RATE
     call = (0.5 * np.sin(2 * np.pi * 1_000 * t)).astype(np.float32)
-    site = (0.1 * np.sin(2 * np.pi * 5_000 * t)).astype(np.float32)
-    rng = np.random.default_rng(1)
+    tone_5k = (0.1 * np.sin(2 * np.pi * 5_000 * t)).astype(np.float32)
+    rng = np.random.default_rng(seed)
     noise = [(0.1 * rng.normal(size=features.CLIP_SAMPLES)).astype(np.float32) for _ in range(4)]
-    audio = np.stack([call, call] + noise + [site, site])
+    audio = np.stack([call, call] + noise + [tone_5k, tone_5k])
     groups = [[b"XC1"], [b"XC2"]] + [[f"rain-{i}".encode()] for i in range(4)] + [
-        [(features.SITE_GROUP_PREFIX + name).encode()] for name in ("a", "b")]
-    labels = np.array([[1], [1], [0], [0], [0], [0], [0], [0]], np.int64)
+        [(prefix + name).encode()] for name in ("a", "b")]
+    return audio, groups, np.array([[1], [1]] + [[0]] * 6, np.int64)
+
+
+def test_site_windows_are_backgrounds_for_calls_and_under_non_calls_never_alone():
+    """Site windows (a 5 kHz tone) carry calls (1 kHz) and sit under non-calls (noise), never alone."""
+    audio, groups, labels = _calls_noises_and_tones(features.SITE_GROUP_PREFIX, 1)
     examples = tf.data.Dataset.from_tensor_slices({features.AUDIO_KEY: audio, features.AUDIO_MP3_KEY: audio,
                                                    features.LABEL_KEY: labels, features.GROUP_KEY: groups})
     assert [bool(augment.is_site(e)) for e in examples] == [False] * 6 + [True] * 2
@@ -172,17 +178,10 @@ def test_distance_low_passes_a_call_adds_a_reverb_tail_and_keeps_the_padding_sil
 def test_unlabelled_windows_reach_only_their_own_batches_and_carry_no_targets():
     """Unlabelled windows (a 5 kHz tone, placeholder label 0) never become backgrounds or non-calls; their
     own batches hold only them, as recorded or through the mp3 round trip, with all-zero targets."""
-    t = np.arange(features.CLIP_SAMPLES) / RATE
-    call = (0.5 * np.sin(2 * np.pi * 1_000 * t)).astype(np.float32)
-    unlabelled = (0.1 * np.sin(2 * np.pi * 5_000 * t)).astype(np.float32)
-    rng = np.random.default_rng(2)
-    noise = [(0.1 * rng.normal(size=features.CLIP_SAMPLES)).astype(np.float32) for _ in range(4)]
-    audio = np.stack([call, call] + noise + [unlabelled, unlabelled])
+    audio, groups, labels = _calls_noises_and_tones(features.UNLABELLED_GROUP_PREFIX, 2)
+    unlabelled = audio[-1]
     mp3 = audio.copy()
     mp3[6:] *= 0.5  # the round trip's copy tells itself apart
-    groups = [[b"XC1"], [b"XC2"]] + [[f"rain-{i}".encode()] for i in range(4)] + [
-        [(features.UNLABELLED_GROUP_PREFIX + name).encode()] for name in ("a", "b")]
-    labels = np.array([[1], [1]] + [[0]] * 6, np.int64)
     examples = tf.data.Dataset.from_tensor_slices({features.AUDIO_KEY: audio, features.AUDIO_MP3_KEY: mp3,
                                                    features.LABEL_KEY: labels, features.GROUP_KEY: groups})
     assert [bool(augment.is_unlabelled(e)) for e in examples] == [False] * 6 + [True] * 2
