@@ -205,17 +205,20 @@ def is_call(example) -> tf.Tensor:
     return tf.reduce_all(example[features.LABEL_KEY] == 1)
 
 
+def _group_starts_with(example, prefix: str) -> tf.Tensor:
+    group = tf.reshape(example[features.GROUP_KEY], [-1])[0]
+    return tf.strings.substr(group, 0, len(prefix)) == prefix
+
+
 def is_site(example) -> tf.Tensor:
     """Whether a raw example is a window of a site background recording (its group's prefix)."""
-    group = tf.reshape(example[features.GROUP_KEY], [-1])[0]
-    return tf.strings.substr(group, 0, len(features.SITE_GROUP_PREFIX)) == features.SITE_GROUP_PREFIX
+    return _group_starts_with(example, features.SITE_GROUP_PREFIX)
 
 
 def is_unlabelled(example) -> tf.Tensor:
     """Whether a raw example is a window of an unlabelled recording (the student's alone: its label is a
     placeholder)."""
-    group = tf.reshape(example[features.GROUP_KEY], [-1])[0]
-    return tf.strings.substr(group, 0, len(features.UNLABELLED_GROUP_PREFIX)) == features.UNLABELLED_GROUP_PREFIX
+    return _group_starts_with(example, features.UNLABELLED_GROUP_PREFIX)
 
 
 def labelled(examples: tf.data.Dataset) -> tf.data.Dataset:
