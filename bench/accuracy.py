@@ -134,16 +134,21 @@ def train(args, seeds, fold: int):
     return fold_dir, report
 
 
+def eval_calls(fold_dir: str):
+    """The run's eval calls (fold k+1's, from its own examples), as CountCalibrator plants them."""
+    examples = glob.glob(os.path.join(fold_dir, "pipeline", "ImportExampleGen", "examples", "*"))[0]
+    return count_calibrator.eval_calls(examples)
+
+
 def site_calibration(args, fold_dir: str, report: dict, model_dir: str, fold: int) -> dict:
     """What CountCalibrator chooses for this model: the eval split's calls (fold k+1's, from the run's own
     examples) planted into every background but fold k's, as a production run calibrates on all the site's."""
-    examples = glob.glob(os.path.join(fold_dir, "pipeline", "ImportExampleGen", "examples", "*"))[0]
     others = [path for k in range(args.folds) if k != fold for path in fold_backgrounds(args.data_root, k, args.folds)]
     if args.calibrate_on == "untrained":  # only the eval fold's: the others are training data when site-trained
         others = fold_backgrounds(args.data_root, (fold + 1) % args.folds, args.folds)
     usable, failures = calibration.load_backgrounds(others)
     assert not failures, failures
-    result = calibration.calibrate(scoring.WindowScorer(model_dir), count_calibrator.eval_calls(examples), usable,
+    result = calibration.calibrate(scoring.WindowScorer(model_dir), eval_calls(fold_dir), usable,
                                    report["threshold"])
     calibration.write_plot(result, report["threshold"], os.path.join(fold_dir, _tagged(args, calibration.CALIBRATION_PNG)))
     with open(os.path.join(fold_dir, _tagged(args, calibration.CALIBRATION_JSON)), "w") as f:
@@ -182,8 +187,7 @@ def self_calibrated(args, fold_dir: str, report: dict, model_dir: str, sets: dic
     """count_calls.py --calibrate on each test set (a user with no call-free recordings): the operating
     point chosen on the lowest-scoring stretches of the set's own recordings, with the run's eval calls
     planted into them; then the set counted at it. {'forest'|'plain': {'point', and count's scores}}."""
-    examples = glob.glob(os.path.join(fold_dir, "pipeline", "ImportExampleGen", "examples", "*"))[0]
-    calls = count_calibrator.eval_calls(examples)
+    calls = eval_calls(fold_dir)
     results = {}
     for kind in ("forest", "plain"):
         recordings = sets[kind] if isinstance(sets[kind], list) else sorted(glob.glob(os.path.join(sets[kind], "*.mp3")))
@@ -198,16 +202,15 @@ def self_calibrated(args, fold_dir: str, report: dict, model_dir: str, sets: dic
 def run_fold(args, seeds, fold: int) -> dict:
     fold_dir, report = train(args, seeds, fold)
     saved = os.path.join(fold_dir, _tagged(args, "row.json"))
+    model_dir = os.path.join(report["model_uri"], "Format-Serving")
     if args.reuse_counts and os.path.exists(saved):
         with open(saved) as f:
             row = json.load(f)
         if args.self_calibration and "self" not in row:
-            model_dir = os.path.join(report["model_uri"], "Format-Serving")
             row["self"] = self_calibrated(args, fold_dir, report, model_dir, test_sets(args, fold))
             with open(saved, "w") as f:
                 json.dump(row, f)
         return row
-    model_dir = os.path.join(report["model_uri"], "Format-Serving")
     sets = test_sets(args, fold)
     calibrated = site_calibration(args, fold_dir, report, model_dir, fold)
     rule = ("threshold", "gap_seconds", "min_call_seconds")
