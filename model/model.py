@@ -297,8 +297,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             print(f"Student (seed {constants.STUDENT_SEED}), distilled from the ensemble's frame probabilities",
                   flush=True)
             student = student_network(input_shape)
+            noisier = augmentations + tuple(a for a in constants.STUDENT_AUGMENTATIONS if a not in augmentations)
             fit(student, _student_data(train, tf_transform_output, teacher, constants.STUDENT_SEED, site > 0,
-                                       augmentations, unlabelled > 0),
+                                       noisier, unlabelled > 0),
                 os.path.join("logs", "student"), validation.map(_with_teacher(teacher, mask=False)))
             model = ensemble([student])
     model.save(
