@@ -2,9 +2,10 @@
 
 Decoding is libsndfile (via `soundfile`), resampling is soxr (streamed, so long files stay small): both
 are several times faster than tensorflow-io, with the same samples (BENCHMARKS.md, "Audio decoding and
-ingestion"). Counting may ask for decoder=MPG123 (`fast_decoder`): mp3 decoded by libmpg123 itself,
-mixed to mono and at half rate inside the decoder (components/mpg123.py), for less work and the same
-samples up to 8 kHz, one sample of the file's rate later (`mpg123.DOWN_SAMPLED_DELAY_FRAMES`).
+ingestion"). Counting may ask for decoder=MPG123 or MPG123_LOG_MEL (`fast_decoder`): mp3 decoded by
+libmpg123 itself, mixed to mono and at half or a quarter of its rate inside the decoder
+(components/mpg123.py), for less work and the same samples up to 8 kHz (MPG123) or up to the log-mel's
+5 kHz (MPG123_LOG_MEL), one sample of the file's rate later (`mpg123.DOWN_SAMPLED_DELAY_FRAMES`).
 Every failure is an `AudioLoadError` that names the file and the reason, so batch jobs can record it
 and carry on.
 """
@@ -22,9 +23,12 @@ import soxr
 from components import mpg123
 from model import features
 
-# The decoders: libsndfile for every file, libmpg123 for local mp3s where counting asks for it.
+# The decoders: libsndfile for every file, libmpg123 for local mp3s where counting asks for it, keeping
+# the band up to 8 kHz (a 48 kHz mp3 at half rate) or only the log-mel's (a quarter: features.MP3_MAX_DOWN_SAMPLE).
 SOUNDFILE = "soundfile"
 MPG123 = "mpg123"
+MPG123_LOG_MEL = "mpg123 to 5 kHz"
+_MPG123_BAND_HZ = {MPG123: features.FULL_BAND_HZ, MPG123_LOG_MEL: features.MEL_UPPER_HZ}
 # Frames decoded at a time: ~10 s at 48 kHz.
 _BLOCK_FRAMES = 1 << 19
 # Decoded audio peaks near 1 (a little over after lossy coding); garbage decoded from damaged mp3 data
@@ -51,13 +55,16 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int = features.SAMPLE
     return soxr.resample(samples, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
 
 
-def fast_decoder(path: str) -> str:
-    """The cheapest decoder for a file: MPG123 for a local mp3 where libmpg123 loads, else SOUNDFILE.
+def fast_decoder(path: str, band_hz: float = features.FULL_BAND_HZ) -> str:
+    """The cheapest decoder for a file whose reader needs frequencies up to `band_hz`: for a local mp3
+    where libmpg123 loads, MPG123_LOG_MEL where the log-mel's band is enough, else MPG123; else SOUNDFILE.
 
     A file MPG123 fails on is for the caller to read again with SOUNDFILE, which decodes it or says why
     it cannot be decoded (counting does, so its failures keep soundfile's reasons)."""
     local_mp3 = "://" not in path and os.path.splitext(path)[1].lower() == ".mp3"
-    return MPG123 if local_mp3 and mpg123.available() else SOUNDFILE
+    if not (local_mp3 and mpg123.available()):
+        return SOUNDFILE
+    return MPG123_LOG_MEL if band_hz <= features.MEL_UPPER_HZ else MPG123
 
 
 def load_audio(path: str, sample_rate: int = features.SAMPLE_RATE, decoder: str = SOUNDFILE) -> np.ndarray:
@@ -68,7 +75,7 @@ def load_audio(path: str, sample_rate: int = features.SAMPLE_RATE, decoder: str 
     Args:
       path: the audio file.
       sample_rate: the rate to return, in Hz.
-      decoder: SOUNDFILE, or MPG123 for a local mp3 (see `fast_decoder`).
+      decoder: SOUNDFILE, or MPG123 or MPG123_LOG_MEL for a local mp3 (see `fast_decoder`).
 
     Returns:
       float32[num_samples] in [-1, 1].
@@ -201,8 +208,8 @@ def _stream(path: str, source, decoder: str):
     """The file opened by `decoder` (a _SoundfileStream or an mpg123.Mp3File: `rate`, `seek(frame)`,
     `blocks(frames)` of mono float32); its errors, opening or decoding, as AudioLoadError."""
     try:
-        if decoder == MPG123:
-            with mpg123.Mp3File(path, features.MP3_DOWN_SAMPLE, min_rate=features.SAMPLE_RATE) as mp3:
+        if decoder in _MPG123_BAND_HZ:
+            with mpg123.Mp3File(path, features.MP3_MAX_DOWN_SAMPLE, min_rate=int(2 * _MPG123_BAND_HZ[decoder])) as mp3:
                 yield mp3
         else:
             with sf.SoundFile(source) as sound:

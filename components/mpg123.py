@@ -73,7 +73,8 @@ def available() -> bool:
 
 class Mp3File:
     """An open mp3 file, read as float32 mono at `rate`: the file's rate divided by 2**down_sample, or
-    by less where that would not stay above `min_rate` (a 22.05 kHz file is decoded at its own rate).
+    by less where that would not stay above `min_rate` or libmpg123 has no such rate (a 22.05 kHz file is
+    decoded at its own rate where min_rate is 16 kHz).
 
     Channels are mixed to their average inside the decoder; the encoder's delay and padding are
     trimmed (gapless, from the LAME header), as libsndfile does. Use as a context manager.
@@ -87,10 +88,16 @@ class Mp3File:
         if self._lib is None:
             raise Mpg123Error(f"cannot load {LIBRARY}")
         self._handle = None
-        self._open(path, down_sample)
-        while self.rate <= min_rate and self.down_sample > 0:
+        for down in range(down_sample, -1, -1):
+            try:
+                self._open(path, down)
+            except Mpg123Error:
+                if down == 0:
+                    raise
+                continue  # libmpg123 has no output rate below 8 kHz (a 22.05 kHz file at a quarter): a higher one
+            if self.rate > min_rate or down == 0:
+                return
             self.close()
-            self._open(path, self.down_sample - 1)
 
     def _open(self, path: str, down_sample: int) -> None:
         self.down_sample = down_sample

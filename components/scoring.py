@@ -63,6 +63,23 @@ def read_operating_point(model_dir: str) -> Dict:
     return point
 
 
+def band_read(model_dir: str) -> float:
+    """The highest frequency a model's spectrograms read: the log-mel's (features.MEL_UPPER_HZ) for a frame
+    model (the default architecture), else the whole band (the tutorial's |STFT|, older models). From the
+    SavedModel's signatures alone, without loading its graph."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(os.path.join(model_dir, "saved_model.pb"), "rb") as f:
+        saved_model.ParseFromString(f.read())
+    signatures = saved_model.meta_graphs[0].signature_def
+    if constants.FRAMES_SIGNATURE not in signatures:
+        return features.FULL_BAND_HZ
+    frames = signatures[constants.FRAMES_SIGNATURE].outputs[constants.FRAME_PREDICTION_KEY].tensor_shape
+    return features.MEL_UPPER_HZ if frames.dim[-1].size != 1 else features.FULL_BAND_HZ
+
+
 @functools.lru_cache(maxsize=None)
 def cpu_has_bfloat16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16; Linux's /proc/cpuinfo)."""

@@ -29,9 +29,11 @@ UNLABELLED_GROUP_PREFIX = "unlabelled-"
 
 # Files the loader accepts (libsndfile decodes all three).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3")
-# Counting's mp3 decoding rate: the file's halved (libmpg123's MPG123_DOWN_SAMPLE; 48 → 24 kHz) keeps the
-# whole 0-8 kHz band the tutorial's |STFT| sees; quartered (2) loses 6-8 kHz and measured no faster.
-MP3_DOWN_SAMPLE = 1
+# Counting decodes an mp3 (libmpg123, components/mpg123.py) only up to the highest frequency its model reads:
+# at the file's rate halved or quartered (MPG123_DOWN_SAMPLE 1 or 2), the lowest that stays above twice that.
+# A 48 kHz recording: 12 kHz for the log-mel (to MEL_UPPER_HZ), 24 kHz for the tutorial's |STFT| (to 8 kHz).
+MP3_MAX_DOWN_SAMPLE = 2
+FULL_BAND_HZ = SAMPLE_RATE / 2
 
 # --- Spectrogram (the tutorial's |STFT|) -------------------------------------------------------
 STFT_FRAME_LENGTH = 320  # 20 ms at 16 kHz

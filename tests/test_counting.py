@@ -17,7 +17,7 @@ from apache_beam.testing.util import assert_that
 
 from components import audio, counting, dataset, scoring, synthetic_data
 from components.counting import rules, scorer, transform, windows
-from model import features, preprocessing
+from model import constants, features, preprocessing
 from runners import count_calls
 from tests.helpers import tone, write_audio
 
@@ -486,8 +486,26 @@ def test_the_model_is_preloaded_only_where_the_workers_are_threads_of_this_proce
     assert not counting.scores_in_this_process(["--runner=DataflowRunner", "--project=p"])
 
 
+@pytest.mark.parametrize("frames,band_hz", [(74, features.MEL_UPPER_HZ), (1, features.FULL_BAND_HZ), (None, features.FULL_BAND_HZ)])
+def test_counting_decodes_the_band_the_models_frames_signature_says_it_reads(tmp_path, frames, band_hz):
+    """A frame model (the log-mel's) reads up to 5 kHz; one score per window (the tutorial's |STFT|), or no
+    frames signature (older models), the whole band."""
+    module = tf.Module()
+    module.serve = tf.function(lambda audio: {constants.PREDICTION_KEY: tf.reduce_mean(audio, 1, keepdims=True)},
+                               input_signature=[tf.TensorSpec([None, features.CLIP_SAMPLES], tf.float32)])
+    signatures = {constants.AUDIO_SIGNATURE: module.serve}
+    if frames:
+        module.frames = tf.function(
+            lambda audio: {constants.FRAME_PREDICTION_KEY: tf.reshape(audio[:, : 100 * frames], [-1, frames, 100])[:, :, 0]},
+            input_signature=[tf.TensorSpec([None, features.CLIP_SAMPLES], tf.float32)])
+        signatures[constants.FRAMES_SIGNATURE] = module.frames
+    tf.saved_model.save(module, str(tmp_path), signatures=signatures)
+    assert scoring.band_read(str(tmp_path)) == band_hz
+
+
 def test_every_worker_gets_the_process_one_model_for_its_way_of_counting(trained_pipeline):
     model_dir = scoring.resolve_model_dir(_model(trained_pipeline))
+    assert scoring.band_read(model_dir) == features.MEL_UPPER_HZ
     whole = counting.warm_scorer(model_dir, counting.CountingConfig(0.5))
     by_window = counting.warm_scorer(model_dir, counting.CountingConfig(0.5, whole_recordings=False))
     assert (whole.how, by_window.how) == (counting.HowScored.WHOLE, counting.HowScored.WINDOW_FRAMES)

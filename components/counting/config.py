@@ -25,6 +25,9 @@ class CountingConfig:
     log_mel_once: bool = True
     # The networks in bfloat16 where the CPU computes it natively (scoring.WindowScorer); False: float32.
     bfloat16: bool = True
+    # The highest frequency the model reads (job.py: scoring.band_read): an mp3 is decoded no further
+    # (audio.fast_decoder), the log-mel's 5 kHz at a quarter of a 48 kHz file's rate.
+    band_hz: float = features.FULL_BAND_HZ
     # The merging rule of frame-scoring models (rules.frame_calls); site calibration may choose other values.
     gap_seconds: float = features.CALL_GAP_SECONDS
     min_call_seconds: float = features.MIN_CALL_SECONDS

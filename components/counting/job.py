@@ -125,6 +125,7 @@ def run_counting(
         point.update(threshold=threshold, source="given")
     config = CountingConfig.of(point["threshold"], hop_seconds=hop_seconds, chunk_windows=chunk_windows,
                                whole_recordings=whole_recordings, log_mel_once=log_mel_once, bfloat16=bfloat16,
+                               band_hz=scoring.band_read(model_dir),
                                gap_seconds=point["gap_seconds"],
                                min_call_seconds=point["min_call_seconds"])
     all_recordings = list_recordings(recordings)

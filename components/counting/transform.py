@@ -100,7 +100,7 @@ class DecodeRecordingFn(beam.DoFn):
     def _read_fast_else_soundfile(self, recording: str) -> Tuple[str, Optional[audio.AudioLength],
                                                                   Optional[np.ndarray]]:
         """(decoder, *_read(recording, decoder)) with the fast decoder, or soundfile where that fails."""
-        decoder = audio.fast_decoder(recording)
+        decoder = audio.fast_decoder(recording, self._config.band_hz)
         if decoder != audio.SOUNDFILE:
             try:
                 return (decoder, *self._read(recording, decoder))
