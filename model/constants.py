@@ -71,7 +71,7 @@ GAIN_DB = (-20.0, 10.0)
 AUGMENTATIONS = ("eq_tilt", "band_pass", "band_noise", "distance", "speed")
 AUGMENTATION_PROBABILITY = 0.5
 # Noisy student: the student (--student) hears all of them on top of the run's own --augmentations, which its
-# teacher trained with; the teacher labels what the student hears.
+# teacher trained with; the teacher labels the same windows without them (model._student_data).
 STUDENT_AUGMENTATIONS = AUGMENTATIONS
 EQ_TILT_DB_PER_OCTAVE = 3.0
 BAND_PASS_LOW_HZ = (50.0, 600.0)
