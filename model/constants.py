@@ -70,9 +70,6 @@ GAIN_DB = (-20.0, 10.0)
 # - speed: a planted call resampled 4 % faster or slower (pitch and length together).
 AUGMENTATIONS = ("eq_tilt", "band_pass", "band_noise", "distance", "speed")
 AUGMENTATION_PROBABILITY = 0.5
-# Noisy student: the student (--student) hears all of them on top of the run's own --augmentations, which its
-# teacher trained with; the teacher labels the same windows without them (model._student_data).
-STUDENT_AUGMENTATIONS = AUGMENTATIONS
 EQ_TILT_DB_PER_OCTAVE = 3.0
 BAND_PASS_LOW_HZ = (50.0, 600.0)
 BAND_PASS_HIGH_HZ = (2_500.0, 8_000.0)

@@ -187,41 +187,29 @@ def _training_data(examples, tf_transform_output, architecture: str, seed: int =
 
 
 def _with_teacher(teacher_frames: keras.Model, mask: bool):
-    """(spectrograms, targets[..., 2][, the teacher's spectrograms]) → (spectrograms, masked if `mask`;
-    targets + the teacher's frame probabilities [..., 3] on its own spectrograms of the same windows,
-    else on the unmasked spectrograms)."""
+    """(spectrograms, targets[..., 2]) → (spectrograms, masked if `mask`; targets + the teacher's frame
+    probabilities on the unmasked spectrograms [..., 3])."""
 
-    def label(spectrograms, targets, teacher_spectrograms=None):
-        heard = spectrograms if teacher_spectrograms is None else teacher_spectrograms
-        soft = teacher_frames(heard, training=False)  # [batch, 74, 1]
+    def label(spectrograms, targets):
+        soft = teacher_frames(spectrograms, training=False)  # [batch, 74, 1]
         shown = augment.mask_spectrograms(spectrograms) if mask else spectrograms
         return shown, tf.concat([targets, soft], axis=-1)
 
     return label
 
 
-def _student_data(examples, tf_transform_output, teacher_frames: keras.Model, seed: int, site: bool = False,
-                  augmentations=(), teacher_augmentations=(), unlabelled: bool = False) -> tf.data.Dataset:
-    """The default model's training batches, labelled by the teacher as well (distillation). The student hears
-    each window with `augmentations`; the teacher labels the same window made with only the
-    `teacher_augmentations` it trained with (noisy student: the teacher labels clean input, so a call the
-    student hears from afar still counts as the call it is). The same seed makes the same windows, calls and
-    targets whatever the augmentations. With `unlabelled` windows in `examples`, this share of the batches
-    are theirs, labelled by the teacher alone."""
+def _student_data(examples, tf_transform_output, teacher_frames: keras.Model, seed: int,
+                  site: bool = False, augmentations=(), unlabelled: bool = False) -> tf.data.Dataset:
+    """The default model's training batches, labelled by the teacher as well (distillation). With
+    `unlabelled` windows in `examples`, this share of the batches are theirs, labelled by the teacher alone."""
     spectrograms = _spectrograms(tf_transform_output)
     batches = augment.training_examples(examples, constants.BATCH_SIZE, seed, site, augmentations)
-    noisier = tuple(augmentations) != tuple(teacher_augmentations)
-    if noisier:  # (audio, targets, the teacher's audio)
-        clean = augment.training_examples(examples, constants.BATCH_SIZE, seed, site, teacher_augmentations)
-        batches = tf.data.Dataset.zip((batches, clean)).map(lambda student, teacher: (*student, teacher[0]))
     if unlabelled:
-        windows = augment.unlabelled_windows(examples, constants.BATCH_SIZE, seed)
-        if noisier:
-            windows = windows.map(lambda audio, targets: (audio, targets, audio))
         share = constants.STUDENT_UNLABELLED_SHARE
-        batches = tf.data.Dataset.sample_from_datasets([batches, windows], [1.0 - share, share], seed=seed)
-    return (batches.map(lambda audio, targets, *teacher_audio: (spectrograms(audio), targets,
-                                                                *[spectrograms(a) for a in teacher_audio]))
+        batches = tf.data.Dataset.sample_from_datasets(
+            [batches, augment.unlabelled_windows(examples, constants.BATCH_SIZE, seed)], [1.0 - share, share],
+            seed=seed)
+    return (batches.map(lambda audio, targets: (spectrograms(audio), targets))
             .map(_with_teacher(teacher_frames, mask=True)))
 
 
@@ -309,9 +297,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             print(f"Student (seed {constants.STUDENT_SEED}), distilled from the ensemble's frame probabilities",
                   flush=True)
             student = student_network(input_shape)
-            noisier = augmentations + tuple(a for a in constants.STUDENT_AUGMENTATIONS if a not in augmentations)
             fit(student, _student_data(train, tf_transform_output, teacher, constants.STUDENT_SEED, site > 0,
-                                       noisier, augmentations, unlabelled > 0),
+                                       augmentations, unlabelled > 0),
                 os.path.join("logs", "student"), validation.map(_with_teacher(teacher, mask=False)))
             model = ensemble([student])
     model.save(
