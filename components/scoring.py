@@ -73,11 +73,16 @@ def band_read(model_dir: str) -> float:
     saved_model = saved_model_pb2.SavedModel()
     with tf.io.gfile.GFile(os.path.join(model_dir, "saved_model.pb"), "rb") as f:
         saved_model.ParseFromString(f.read())
-    signatures = saved_model.meta_graphs[0].signature_def
+    return features.MEL_UPPER_HZ if _scores_frames(saved_model.meta_graphs[0].signature_def) else features.FULL_BAND_HZ
+
+
+def _scores_frames(signatures) -> bool:
+    """Whether a model's frames signature gives several scores per window (a frame model), not one per
+    window (the tutorial's) or none (models exported before frames existed)."""
     if constants.FRAMES_SIGNATURE not in signatures:
-        return features.FULL_BAND_HZ
-    frames = signatures[constants.FRAMES_SIGNATURE].outputs[constants.FRAME_PREDICTION_KEY].tensor_shape
-    return features.MEL_UPPER_HZ if frames.dim[-1].size != 1 else features.FULL_BAND_HZ
+        return False
+    frames = signatures[constants.FRAMES_SIGNATURE].outputs[constants.FRAME_PREDICTION_KEY]
+    return frames.tensor_shape.dim[-1].size != 1
 
 
 @functools.lru_cache(maxsize=None)
@@ -119,12 +124,10 @@ class WindowScorer:
         # Models exported before frames existed score whole windows only, and so does the tutorial's
         # (its frames signature gives one score per window).
         self._frame_output = None
-        self.scores_frames = False
+        self.scores_frames = _scores_frames(meta_graph.signature_def)
         if constants.FRAMES_SIGNATURE in meta_graph.signature_def:
             self._frames_input, self._frame_output = self._tensors(meta_graph, constants.FRAMES_SIGNATURE,
                                                                    constants.FRAME_PREDICTION_KEY)
-            frames = meta_graph.signature_def[constants.FRAMES_SIGNATURE].outputs[constants.FRAME_PREDICTION_KEY]
-            self.scores_frames = frames.tensor_shape.dim[-1].size != 1
         # Frame models exported since can also score a whole recording's spectrogram at once.
         self.scores_sequences = constants.SEQUENCE_SIGNATURE in meta_graph.signature_def
         if self.scores_sequences:
