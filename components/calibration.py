@@ -6,8 +6,11 @@ the model scores these recordings, and the plain backgrounds, through the counti
 (`counting.RecordingScorer`, `counting.calls_in`). Every candidate operating point (a threshold and a merging
 rule) is then applied to the scores, and `choose_operating_point` takes:
 
-- the fewest wrong calls in all: calls missed or counted twice on the planted recordings (count errors),
-  plus calls found on the plain backgrounds (false calls);
+- the fewest wrong calls in all, counted call by call: planted calls no detection matches (missed),
+  detections that match no planted call (a false call, or a call counted twice), and calls found on the
+  plain backgrounds (false calls). A miss and a false call in one recording leave its count right but are
+  two errors: counted by recording they cancel, and low thresholds whose false calls land beside missed
+  calls looked as good as they count;
 - of the points that tie (CALIBRATION_TIE_CALLS: none beyond the fewest), the default merging rule
   where it is among them, and the highest of its tied thresholds. Missed calls grow smoothly with the threshold and are measured on over a
   hundred planted calls; false calls come from a few background sounds, whose scores on other recordings
@@ -116,23 +119,29 @@ def measure(point: Dict, planted: Sequence, plain: Sequence, config: counting.Co
     planted: [(scored chunk, truth)]; plain: [scored chunk].
     """
     rule = dataclasses.replace(config, **{k: point[k] for k in ("threshold", "gap_seconds", "min_call_seconds")})
-    errors, matched, calls = [], 0, 0
+    errors, matched, calls, detections = [], 0, 0, 0
     for scored, truth in planted:
         found = counting.calls_in([scored], rule)[0]
         errors.append(len(found) - len(truth))
         matched += planting.match_events([d[:2] for d in found], [t[:2] for t in truth])
         calls += len(truth)
+        detections += len(found)
     false_calls = sum(len(counting.calls_in([scored], rule)[0]) for scored in plain)
     hours = sum(scored.seconds for scored in plain) / 3600
+    missed, unmatched = calls - matched, detections - matched
     return {
         **point,
         "mae": float(np.mean(np.abs(errors))) if errors else 0.0,
         "exact": float(np.mean(np.equal(errors, 0))) if errors else 1.0,
-        "missed": int(sum(-e for e in errors if e < 0)), "extra": int(sum(e for e in errors if e > 0)),
+        # Call by call: a planted call no detection matches, and a detection that matches no call (a false
+        # call in the planted recording, or a call counted twice).
+        "missed": missed, "unmatched": unmatched,
         "event_recall": matched / calls if calls else 1.0,
         "false_calls": false_calls,
         "false_calls_per_hour": false_calls / hours if hours else 0.0,
-        "wrong_calls": int(np.sum(np.abs(errors))) + false_calls,
+        # Counted call by call, not recording by recording: a miss and a false call in one recording are
+        # two errors, though its count comes out right.
+        "wrong_calls": missed + unmatched + false_calls,
     }
 
 
@@ -173,7 +182,8 @@ def calibrate(scorer, calls: Sequence[np.ndarray], backgrounds: Sequence[Backgro
         "with_rule": choose_operating_point(sweep),
         "default_rule": choose_operating_point([p for p in sweep if _is_default_rule(p)]),
         "at_eval_threshold": at_eval,
-        "rule": "fewest wrong calls (count errors on planted recordings + false calls on plain backgrounds); "
+        "rule": "fewest wrong calls (planted calls missed + detections matching no planted call + false calls on "
+                "plain backgrounds); "
                 "of equal points the default merging rule, then the highest threshold",
         "planted_recordings": len(built),
         "planted_calls": sum(len(truth) for _, _, truth in built),

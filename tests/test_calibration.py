@@ -159,3 +159,23 @@ def test_candidates_cover_every_threshold_for_each_rule(frame_model, rules):
     points = calibration.candidate_points(frame_model)
     assert len(points) == rules * len(features.CALIBRATION_THRESHOLDS)
     assert {p["threshold"] for p in points} == set(features.CALIBRATION_THRESHOLDS)
+
+
+def test_wrong_calls_are_counted_call_by_call_not_recording_by_recording():
+    # One recording with a loud call at 5-7 s whose truth says 20-22 s: its count (1) is right, but the
+    # detection matches no call and the call is missed, two wrong calls.
+    scorer = ToneScorer()
+    recording = _noise(np.random.default_rng(4), 30.0)
+    recording[5 * RATE : 7 * RATE] += _call()
+    config = counting.CountingConfig(threshold=0.5)
+    scored = counting.RecordingScorer(scorer, config).score(counting.whole_chunk("shifted", recording, config))
+    plain = counting.RecordingScorer(scorer, config).score(
+        counting.whole_chunk("plain", _noise(np.random.default_rng(6), 30.0), config))
+    point = {"threshold": 0.5, "gap_seconds": features.CALL_GAP_SECONDS, "min_call_seconds": features.MIN_CALL_SECONDS}
+
+    shifted = calibration.measure(point, [(scored, [(20.0, 22.0)])], [plain], config)
+    right = calibration.measure(point, [(scored, [(5.0, 7.0)])], [plain], config)
+
+    assert (shifted["mae"], shifted["missed"], shifted["unmatched"], shifted["wrong_calls"]) == (0.0, 1, 1, 2)
+    assert (right["mae"], right["missed"], right["unmatched"], right["wrong_calls"]) == (0.0, 0, 0, 0)
+    assert shifted["false_calls"] == right["false_calls"] == 0

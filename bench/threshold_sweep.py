@@ -1,0 +1,136 @@
+"""Benchmark: site calibration's choice against every threshold the fold's own test sets could have used.
+
+    python bench/threshold_sweep.py --runs runs/bench_siteB_recount [--data-root ../shared/capuchin]
+                                    [--tag NAME]  (calibrate again with today's code as calibration_NAME.json)
+
+For each `seeds-*/fold*` of a `bench/accuracy.py` output folder (models already trained), the fold's model
+scores its test sets once (the planted forest and hard recordings, and the plain backgrounds), and each set
+is measured at every threshold of model/features.py CALIBRATION_THRESHOLDS with the default merging rule,
+as calibration measures its own recordings (`calibration.measure`): `<fold>/test_sweep.json`. With --tag,
+the fold is also calibrated again exactly as bench/accuracy.py calibrates it (`accuracy.site_calibration`'s
+calls and backgrounds) with the code as it is now.
+
+The table then shows what each calibration (the one accuracy.py wrote, and the tagged one) would count on
+the fold's test sets, the same numbers `bench/accuracy.py` reports for its calibrated column (the test sets
+are read with soundfile here, with the counting job's decoder there), and what a threshold fixed for every
+fold would count (chosen with the folds' test sets: an upper bound, not an operating point).
+"""
+
+import argparse
+import glob
+import json
+import os
+import statistics
+import sys
+
+import accuracy
+from components import audio, calibration, counting, scoring, synthetic_data
+from pipeline_runs import REAL_DATA_ROOT
+
+SWEEP_JSON = "test_sweep.json"
+
+
+def _scored_set(recording_scorer, config, paths):
+    return [calibration._scored(os.path.basename(path), audio.load_audio(path), recording_scorer, config)
+            for path in paths]
+
+
+def _default_rule_points():
+    return [p for p in calibration.candidate_points(True) if calibration._is_default_rule(p)]
+
+
+def _model(fold_dir: str):
+    with open(os.path.join(fold_dir, "report.json")) as f:
+        report = json.load(f)
+    return report, os.path.join(report["model_uri"], "Format-Serving")
+
+
+def sweep_fold(fold_dir: str, data_root: str, folds: int) -> dict:
+    """{'forest'|'hard': [calibration.measure at each default-rule point]} of the fold's test sets."""
+    fold = int(os.path.basename(fold_dir).replace("fold", ""))
+    report, model_dir = _model(fold_dir)
+    config = counting.CountingConfig.of(report["threshold"])
+    recording_scorer = counting.RecordingScorer(scoring.WindowScorer(model_dir), config)
+    planted_root = os.path.join(os.path.dirname(os.path.dirname(fold_dir)), "planted", f"fold{fold}")
+    plain = _scored_set(recording_scorer, config, accuracy.fold_backgrounds(data_root, fold, folds))
+    result = {}
+    for kind in ("forest", "hard"):
+        folder = os.path.join(planted_root, kind)
+        truth = synthetic_data.read_forest_calls(folder)
+        paths = sorted(glob.glob(os.path.join(folder, "*.mp3")))
+        planted = [(chunk, truth[os.path.basename(path)])
+                   for chunk, path in zip(_scored_set(recording_scorer, config, paths), paths)]
+        result[kind] = [calibration.measure(point, planted, plain if kind == "forest" else [], config)
+                        for point in _default_rule_points()]
+    return result
+
+
+def calibrate_again(fold_dir: str, args) -> dict:
+    report, model_dir = _model(fold_dir)
+    fold = int(os.path.basename(fold_dir).replace("fold", ""))
+    others = [path for k in range(args.folds) if k != fold
+              for path in accuracy.fold_backgrounds(args.data_root, k, args.folds)]
+    usable, failures = calibration.load_backgrounds(others)
+    assert not failures, failures
+    result = calibration.calibrate(scoring.WindowScorer(model_dir), accuracy.eval_calls(fold_dir), usable,
+                                   report["threshold"])
+    result.pop("truth")
+    return result
+
+
+def _at(sweep, threshold: float) -> int:
+    return [p["threshold"] for p in sweep].index(threshold)
+
+
+def print_table(fold_dirs, tags) -> None:
+    sweeps = {d: json.load(open(os.path.join(d, SWEEP_JSON))) for d in fold_dirs}
+    print("| calibration | forest MAE (each training) | exact | event recall | false calls (plain) | hard MAE | "
+          "thresholds |\n|---|---|---|---|---|---|---|")
+    for tag in tags:
+        name = calibration.CALIBRATION_JSON if tag is None else f"calibration_{tag}.json"
+        rows, by_training = [], {}
+        for d in fold_dirs:
+            with open(os.path.join(d, name)) as f:
+                threshold = json.load(f)["default_rule"]["threshold"]
+            i = _at(sweeps[d]["forest"], threshold)
+            rows.append((sweeps[d]["forest"][i], sweeps[d]["hard"][i], threshold))
+            by_training.setdefault(os.path.basename(os.path.dirname(d)), []).append(sweeps[d]["forest"][i]["mae"])
+        mean = lambda key: statistics.mean(r[0][key] for r in rows)  # noqa: E731
+        print(f"| {tag or 'as benchmarked'} | {mean('mae'):.3f} "
+              f"({' / '.join(f'{statistics.mean(v):.3f}' for v in by_training.values())}) | {mean('exact'):.3f} | "
+              f"{mean('event_recall'):.3f} | {sum(r[0]['false_calls'] for r in rows)} | "
+              f"{statistics.mean(r[1]['mae'] for r in rows):.3f} | {' '.join(f'{r[2]:.2f}' for r in rows)} |")
+    first = sweeps[fold_dirs[0]]["forest"]
+    best = min(range(len(first)), key=lambda i: statistics.mean(sweeps[d]["forest"][i]["mae"] for d in fold_dirs))
+    print(f"| one threshold for all folds, best on their tests ({first[best]['threshold']:.3f}) | "
+          f"{statistics.mean(sweeps[d]['forest'][best]['mae'] for d in fold_dirs):.3f} | "
+          f"{statistics.mean(sweeps[d]['forest'][best]['exact'] for d in fold_dirs):.3f} | "
+          f"{statistics.mean(sweeps[d]['forest'][best]['event_recall'] for d in fold_dirs):.3f} | "
+          f"{sum(sweeps[d]['forest'][best]['false_calls'] for d in fold_dirs)} | | |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", required=True, help="a bench/accuracy.py --output-dir")
+    parser.add_argument("--data-root", default=REAL_DATA_ROOT)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--tag", default=None, help="calibrate again with the current code, as calibration_TAG.json")
+    args = parser.parse_args()
+    fold_dirs = sorted(glob.glob(os.path.join(args.runs, "seeds-*", "fold*")))
+    for fold_dir in fold_dirs:
+        out = os.path.join(fold_dir, SWEEP_JSON)
+        if not os.path.exists(out):
+            sweep = sweep_fold(fold_dir, args.data_root, args.folds)
+            with open(out, "w") as f:
+                json.dump(sweep, f)
+        tagged = os.path.join(fold_dir, f"calibration_{args.tag}.json")
+        if args.tag and not os.path.exists(tagged):
+            result = calibrate_again(fold_dir, args)
+            with open(tagged, "w") as f:
+                json.dump(result, f)
+        print(fold_dir, "done", flush=True)
+    print_table(fold_dirs, [None] + ([args.tag] if args.tag else []))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
