@@ -55,6 +55,9 @@ MEL_BANDS = 48
 # recordings lose, so a model trained on lossless clips does not see mp3 as "different".
 MEL_LOWER_HZ = 125.0
 MEL_UPPER_HZ = 5_000.0
+# The STFT bins that carry mel weight: 0 to MEL_UPPER_HZ (31.25 Hz apart), 161 of the 257. The log-mel
+# takes only these, for the same values (tests/test_model.py).
+MEL_STFT_BINS = int(MEL_UPPER_HZ * MEL_FRAME_LENGTH / SAMPLE_RATE) + 1
 # Added before the log so silence maps to a finite floor.
 LOG_OFFSET = 1e-6
 

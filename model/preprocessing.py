@@ -20,16 +20,24 @@ def _stft_magnitude(audio: tf.Tensor) -> tf.Tensor:
 def log_mel(audio: tf.Tensor) -> tf.Tensor:
     """Band-limited log-mel spectrogram. float32[batch, 48000] → [batch, 297, 48]; audio of any length
     gives 1 + (length - 512) // 160 frames (counting's whole recordings, model/export.py)."""
-    # A 512-sample frame is already a power of two, so the FFT is 512 long: 257 bins.
-    magnitude = tf.abs(tf.signal.stft(audio, features.MEL_FRAME_LENGTH, features.MEL_FRAME_STEP))  # [b, 297, 257]
-    mel_matrix = tf.signal.linear_to_mel_weight_matrix(
+    # A 512-sample frame is already a power of two, so the FFT is 512 long: 257 bins. Only the 161 up to
+    # MEL_UPPER_HZ have mel weight; the magnitude of the rest would be multiplied by zero (a third less
+    # log-mel time when counting, for the same values).
+    stft = tf.signal.stft(audio, features.MEL_FRAME_LENGTH, features.MEL_FRAME_STEP)  # [b, 297, 257]
+    magnitude = tf.abs(stft[..., : features.MEL_STFT_BINS])  # [b, 297, 161]
+    return tf.math.log(tf.tensordot(magnitude, mel_weights()[: features.MEL_STFT_BINS], axes=1)
+                       + features.LOG_OFFSET)  # [b, 297, 48]
+
+
+def mel_weights() -> tf.Tensor:
+    """The mel filterbank over all 257 bins of a 512-sample frame's FFT. [257, 48]"""
+    return tf.signal.linear_to_mel_weight_matrix(
         num_mel_bins=features.MEL_BANDS,
         num_spectrogram_bins=features.MEL_FRAME_LENGTH // 2 + 1,
         sample_rate=features.SAMPLE_RATE,
         lower_edge_hertz=features.MEL_LOWER_HZ,
         upper_edge_hertz=features.MEL_UPPER_HZ,
-    )  # [257, 48]
-    return tf.math.log(tf.tensordot(magnitude, mel_matrix, axes=1) + features.LOG_OFFSET)  # [b, 297, 48]
+    )
 
 
 def remove_band_medians(log_mel: tf.Tensor) -> tf.Tensor:

@@ -40,6 +40,17 @@ def test_log_mel_is_band_limited_and_ordered_by_pitch():
     assert spectrogram[2].max() < spectrogram[1].max() - 5
 
 
+def test_log_mel_reads_only_the_bins_with_mel_weight_for_the_same_values():
+    weights = preprocessing.mel_weights().numpy()
+    assert weights.shape == (features.MEL_FRAME_LENGTH // 2 + 1, features.MEL_BANDS)
+    assert features.MEL_STFT_BINS == 161
+    assert not weights[features.MEL_STFT_BINS :].any() and weights[features.MEL_STFT_BINS - 2].any()
+    audio = tf.constant(np.random.default_rng(0).normal(0, 0.1, (2, 20_000)).astype(np.float32))
+    every_bin = tf.abs(tf.signal.stft(audio, features.MEL_FRAME_LENGTH, features.MEL_FRAME_STEP))
+    expected = tf.math.log(tf.tensordot(every_bin, weights, axes=1) + features.LOG_OFFSET).numpy()
+    np.testing.assert_array_equal(preprocessing.log_mel(audio).numpy(), expected)
+
+
 def test_tutorial_model_is_the_tutorials_network():
     tutorial = model.build_model(constants.ARCHITECTURE_TUTORIAL, (features.STFT_FRAMES, features.STFT_BINS))
     layers = [type(layer).__name__ for layer in tutorial.layers]
