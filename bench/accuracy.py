@@ -140,16 +140,22 @@ def eval_calls(fold_dir: str):
     return count_calibrator.eval_calls(examples)
 
 
-def site_calibration(args, fold_dir: str, report: dict, model_dir: str, fold: int) -> dict:
-    """What CountCalibrator chooses for this model: the eval split's calls (fold k+1's, from the run's own
-    examples) planted into every background but fold k's, as a production run calibrates on all the site's."""
-    others = [path for k in range(args.folds) if k != fold for path in fold_backgrounds(args.data_root, k, args.folds)]
-    if args.calibrate_on == "untrained":  # only the eval fold's: the others are training data when site-trained
-        others = fold_backgrounds(args.data_root, (fold + 1) % args.folds, args.folds)
+def calibrate_fold(fold_dir: str, report: dict, model_dir: str, fold: int, data_root: str, folds: int,
+                   calibrate_on: str = "others") -> dict:
+    """calibration.calibrate for this fold's model: the eval split's calls (fold k+1's, from the run's own
+    examples) planted into every background but fold k's, as a production run calibrates on all the site's
+    (calibrate_on 'untrained': only the eval fold's, the others being training data when site-trained)."""
+    others = [path for k in range(folds) if k != fold for path in fold_backgrounds(data_root, k, folds)]
+    if calibrate_on == "untrained":
+        others = fold_backgrounds(data_root, (fold + 1) % folds, folds)
     usable, failures = calibration.load_backgrounds(others)
     assert not failures, failures
-    result = calibration.calibrate(scoring.WindowScorer(model_dir), eval_calls(fold_dir), usable,
-                                   report["threshold"])
+    return calibration.calibrate(scoring.WindowScorer(model_dir), eval_calls(fold_dir), usable, report["threshold"])
+
+
+def site_calibration(args, fold_dir: str, report: dict, model_dir: str, fold: int) -> dict:
+    """What CountCalibrator chooses for this model (`calibrate_fold`), with its plot and calibration.json."""
+    result = calibrate_fold(fold_dir, report, model_dir, fold, args.data_root, args.folds, args.calibrate_on)
     calibration.write_plot(result, report["threshold"], os.path.join(fold_dir, _tagged(args, calibration.CALIBRATION_PNG)))
     with open(os.path.join(fold_dir, _tagged(args, calibration.CALIBRATION_JSON)), "w") as f:
         json.dump(result, f)

@@ -7,8 +7,8 @@ For each `seeds-*/fold*` of a `bench/accuracy.py` output folder (models already 
 scores its test sets once (the planted forest and hard recordings, and the plain backgrounds), and each set
 is measured at every threshold of model/features.py CALIBRATION_THRESHOLDS with the default merging rule,
 as calibration measures its own recordings (`calibration.measure`): `<fold>/test_sweep.json`. With --tag,
-the fold is also calibrated again exactly as bench/accuracy.py calibrates it (`accuracy.site_calibration`'s
-calls and backgrounds) with the code as it is now.
+the fold is also calibrated again exactly as bench/accuracy.py calibrates it (`accuracy.calibrate_fold`),
+with the code as it is now.
 
 The table then shows what each calibration (the one accuracy.py wrote, and the tagged one) would count on
 the fold's test sets, the same numbers `bench/accuracy.py` reports for its calibrated column (the test sets
@@ -68,12 +68,7 @@ def sweep_fold(fold_dir: str, data_root: str, folds: int) -> dict:
 def calibrate_again(fold_dir: str, args) -> dict:
     report, model_dir = _model(fold_dir)
     fold = int(os.path.basename(fold_dir).replace("fold", ""))
-    others = [path for k in range(args.folds) if k != fold
-              for path in accuracy.fold_backgrounds(args.data_root, k, args.folds)]
-    usable, failures = calibration.load_backgrounds(others)
-    assert not failures, failures
-    result = calibration.calibrate(scoring.WindowScorer(model_dir), accuracy.eval_calls(fold_dir), usable,
-                                   report["threshold"])
+    result = accuracy.calibrate_fold(fold_dir, report, model_dir, fold, args.data_root, args.folds)
     result.pop("truth")
     return result
 
@@ -83,7 +78,10 @@ def _at(sweep, threshold: float) -> int:
 
 
 def print_table(fold_dirs, tags) -> None:
-    sweeps = {d: json.load(open(os.path.join(d, SWEEP_JSON))) for d in fold_dirs}
+    sweeps = {}
+    for d in fold_dirs:
+        with open(os.path.join(d, SWEEP_JSON)) as f:
+            sweeps[d] = json.load(f)
     print("| calibration | forest MAE (each training) | exact | event recall | false calls (plain) | hard MAE | "
           "thresholds |\n|---|---|---|---|---|---|---|")
     for tag in tags:

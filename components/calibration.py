@@ -133,9 +133,7 @@ def measure(point: Dict, planted: Sequence, plain: Sequence, config: counting.Co
         **point,
         "mae": float(np.mean(np.abs(errors))) if errors else 0.0,
         "exact": float(np.mean(np.equal(errors, 0))) if errors else 1.0,
-        # Call by call: a planted call no detection matches, and a detection that matches no call (a false
-        # call in the planted recording, or a call counted twice).
-        "missed": missed, "unmatched": unmatched,
+        "missed": missed, "unmatched": unmatched,  # false calls in planted recordings, or calls counted twice
         "event_recall": matched / calls if calls else 1.0,
         "false_calls": false_calls,
         "false_calls_per_hour": false_calls / hours if hours else 0.0,
