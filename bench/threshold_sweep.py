@@ -73,8 +73,19 @@ def calibrate_again(fold_dir: str, args) -> dict:
     return result
 
 
-def _at(sweep, threshold: float) -> int:
-    return [p["threshold"] for p in sweep].index(threshold)
+def _row(label: str, fold_dirs, sweeps, indices) -> str:
+    """One table row: every fold's test sets at its own index into the sweep (its threshold)."""
+    forest = [sweeps[d]["forest"][indices[d]] for d in fold_dirs]
+    hard = [sweeps[d]["hard"][indices[d]] for d in fold_dirs]
+    by_training = {}
+    for d, point in zip(fold_dirs, forest):
+        by_training.setdefault(os.path.basename(os.path.dirname(d)), []).append(point["mae"])
+    mean = lambda points, key: statistics.mean(p[key] for p in points)  # noqa: E731
+    trainings = " / ".join(f"{statistics.mean(v):.3f}" for v in by_training.values())
+    thresholds = " ".join(f"{p['threshold']:.2f}" for p in forest)
+    return (f"| {label} | {mean(forest, 'mae'):.3f} ({trainings}) | {mean(forest, 'exact'):.3f} | "
+            f"{mean(forest, 'event_recall'):.3f} | {sum(p['false_calls'] for p in forest)} | "
+            f"{mean(hard, 'mae'):.3f} | {thresholds} |")
 
 
 def print_table(fold_dirs, tags) -> None:
@@ -86,25 +97,15 @@ def print_table(fold_dirs, tags) -> None:
           "thresholds |\n|---|---|---|---|---|---|---|")
     for tag in tags:
         name = calibration.CALIBRATION_JSON if tag is None else f"calibration_{tag}.json"
-        rows, by_training = [], {}
+        chosen = {}
         for d in fold_dirs:
             with open(os.path.join(d, name)) as f:
                 threshold = json.load(f)["default_rule"]["threshold"]
-            i = _at(sweeps[d]["forest"], threshold)
-            rows.append((sweeps[d]["forest"][i], sweeps[d]["hard"][i], threshold))
-            by_training.setdefault(os.path.basename(os.path.dirname(d)), []).append(sweeps[d]["forest"][i]["mae"])
-        mean = lambda key: statistics.mean(r[0][key] for r in rows)  # noqa: E731
-        print(f"| {tag or 'as benchmarked'} | {mean('mae'):.3f} "
-              f"({' / '.join(f'{statistics.mean(v):.3f}' for v in by_training.values())}) | {mean('exact'):.3f} | "
-              f"{mean('event_recall'):.3f} | {sum(r[0]['false_calls'] for r in rows)} | "
-              f"{statistics.mean(r[1]['mae'] for r in rows):.3f} | {' '.join(f'{r[2]:.2f}' for r in rows)} |")
-    first = sweeps[fold_dirs[0]]["forest"]
-    best = min(range(len(first)), key=lambda i: statistics.mean(sweeps[d]["forest"][i]["mae"] for d in fold_dirs))
-    print(f"| one threshold for all folds, best on their tests ({first[best]['threshold']:.3f}) | "
-          f"{statistics.mean(sweeps[d]['forest'][best]['mae'] for d in fold_dirs):.3f} | "
-          f"{statistics.mean(sweeps[d]['forest'][best]['exact'] for d in fold_dirs):.3f} | "
-          f"{statistics.mean(sweeps[d]['forest'][best]['event_recall'] for d in fold_dirs):.3f} | "
-          f"{sum(sweeps[d]['forest'][best]['false_calls'] for d in fold_dirs)} | | |")
+            chosen[d] = [p["threshold"] for p in sweeps[d]["forest"]].index(threshold)
+        print(_row(tag or "as benchmarked", fold_dirs, sweeps, chosen))
+    thresholds = range(len(sweeps[fold_dirs[0]]["forest"]))
+    best = min(thresholds, key=lambda i: statistics.mean(sweeps[d]["forest"][i]["mae"] for d in fold_dirs))
+    print(_row("one threshold for all folds, best on their own tests", fold_dirs, sweeps, {d: best for d in fold_dirs}))
 
 
 def main():
