@@ -1,4 +1,5 @@
-"""Benchmark: decoders (soundfile vs tensorflow-io) and resamplers (soxr, scipy, tfio) on a 3-minute mp3.
+"""Benchmark: decoders (soundfile, libmpg123 at the file's rate and below it, tensorflow-io) and resamplers
+(soxr, scipy, tfio) on a 3-minute mp3.
 
     python bench/audio_io.py [--recording PATH] [--repeats 5]
 
@@ -24,7 +25,7 @@ import soxr
 import tensorflow as tf
 import tensorflow_io as tfio
 
-from components import audio, synthetic_data
+from components import audio, mpg123, synthetic_data
 from model import features
 
 REAL_FOREST = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "capuchin", "Forest Recordings")
@@ -39,6 +40,12 @@ def decode_tfio(path):
     tensor = tfio.audio.AudioIOTensor(path)
     samples = tensor.to_tensor().numpy()  # [frames, channels] float32
     return samples.mean(axis=1), int(tensor.rate.numpy())
+
+
+def decode_mpg123(path, down_sample):
+    """libmpg123 itself, mixed to mono, at the file's rate over 2**down_sample: (samples, rate, its decoder core)."""
+    with mpg123.Mp3File(path, down_sample) as mp3:
+        return np.concatenate(list(mp3.blocks())), mp3.rate, mp3.synthesis
 
 
 def resample_soxr(x, rate):
@@ -113,6 +120,10 @@ def main():
     rows.append(("decode", "tensorflow-io AudioIOTensor", t_tfio,
                  f"max abs diff vs soundfile {np.max(np.abs(x_sf[:len(x_tfio)] - x_tfio[:len(x_sf)])):.1e}, "
                  f"{len(x_tfio) - len(x_sf):+d} samples"))
+    if mpg123.available():  # what counting decodes with: below the file's rate, libmpg123 has no SIMD synthesis
+        for down_sample in (0, 1, 2):
+            t, (_, mp3_rate, synthesis) = timed(decode_mpg123, path, down_sample, repeats=args.repeats)
+            rows.append(("decode", f"libmpg123 mono at {mp3_rate} Hz", t, f"its {synthesis} synthesis"))
     resamplers = [("soxr HQ", resample_soxr), ("scipy resample_poly", resample_scipy),
                   ("tensorflow-io resample", resample_tfio)]
     outputs = {}
@@ -120,10 +131,11 @@ def main():
         t, outputs[name] = timed(fn, x_sf, rate, repeats=args.repeats if "tensorflow" not in name else 2)
         rows.append(("resample", f"{name} {rate}→{features.SAMPLE_RATE}", t, None))
     reference = outputs["scipy resample_poly"]
+    first_resampler = len(rows) - len(resamplers)
     for i, (name, fn) in enumerate(resamplers):
-        step, label, t, _ = rows[2 + i]
+        step, label, t, _ = rows[first_resampler + i]
         lag, snr = agreement(reference, outputs[name])
-        rows[2 + i] = (step, label, t,
+        rows[first_resampler + i] = (step, label, t,
                        f"vs scipy: delay {lag} samples, SNR below 6 kHz {snr:.0f} dB; "
                        f"1 kHz tone off by {tone_error_hz(fn):.1f} Hz, {len(outputs[name])} samples")
 
@@ -134,8 +146,9 @@ def main():
     print("|---|---|---:|---:|---|")
     for step, label, t, note in rows:
         print(f"| {step} | {label} | {t:.3f} | {seconds / t:,.0f} | {note} |")
-    chosen = t_sf + dict((r[1].split(' ' + str(rate))[0], r[2]) for r in rows[2:])["soxr HQ"]
-    tutorial = t_tfio + rows[4][2]
+    resample_time = dict(zip((name for name, _ in resamplers), (r[2] for r in rows[first_resampler:])))
+    chosen = t_sf + resample_time["soxr HQ"]
+    tutorial = t_tfio + resample_time["tensorflow-io resample"]
     print(f"\nDecode + resample: soundfile + soxr {chosen:.3f} s ({seconds / chosen:,.0f}× realtime) vs "
           f"tensorflow-io decode + resample {tutorial:.3f} s ({seconds / tutorial:,.0f}×): "
           f"{tutorial / chosen:.1f}× faster.")

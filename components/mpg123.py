@@ -57,6 +57,7 @@ def _load(name: str) -> Optional[ctypes.CDLL]:
         "mpg123_seek": ([handle, off_t, ctypes.c_int], off_t),
         "mpg123_strerror": ([handle], ctypes.c_char_p),
         "mpg123_plain_strerror": ([ctypes.c_int], ctypes.c_char_p),
+        "mpg123_current_decoder": ([handle], ctypes.c_char_p),
     }
     for function, (argtypes, restype) in signatures.items():
         getattr(lib, function).argtypes = argtypes
@@ -120,6 +121,11 @@ class Mp3File:
         except Mpg123Error:
             self.close()
             raise
+
+    @property
+    def synthesis(self) -> str:
+        """The decoder core libmpg123 chose for this file (e.g. 'AVX'; 'generic' below the file's rate)."""
+        return self._lib.mpg123_current_decoder(self._handle).decode()
 
     def _error(self) -> Mpg123Error:
         return Mpg123Error(self._lib.mpg123_strerror(self._handle).decode(errors="replace"))
