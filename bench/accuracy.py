@@ -8,6 +8,7 @@
                              [--only-folds K ...]
                              [--reviewed LABELS.csv]  (train on a review's labelled snippets as well)
                              [--student]  (one network distilled from the ensemble)
+                             [--teacher]  (with --student --reuse-models: count the ensemble it learnt from)
                              [--augmentations NAME ...]  (recording-chain and source variations as well)
 
 Every training t and test fold k (of the source groups, XC<id> / sound name) gets a model that has seen
@@ -49,6 +50,7 @@ import numpy as np
 import planted
 from components import audio, calibration, count_calibrator, counting, dataset, planting, scoring, synthetic_data
 from model import constants
+from model.model import TEACHER_EXPORT
 from pipeline_runs import REAL_DATA_ROOT, run_local_pipeline
 
 # The count metrics the tables show (planting.count_scores names them), and the false-call rates.
@@ -184,9 +186,10 @@ def count(model_dir: str, recordings, out_dir: str, point: dict) -> dict:
 
 
 def _tagged(args, name: str) -> str:
-    """A result file's name for this calibration variant (the default keeps its plain name)."""
+    """A result file's name for this calibration variant or the teacher (the default keeps its plain name)."""
     stem, extension = os.path.splitext(name)
-    return name if args.calibrate_on == "others" else f"{stem}_{args.calibrate_on}{extension}"
+    tags = ([] if args.calibrate_on == "others" else [args.calibrate_on]) + (["teacher"] if args.teacher else [])
+    return "_".join([stem, *tags]) + extension
 
 
 def self_calibrated(args, fold_dir: str, report: dict, model_dir: str, sets: dict) -> dict:
@@ -208,7 +211,7 @@ def self_calibrated(args, fold_dir: str, report: dict, model_dir: str, sets: dic
 def run_fold(args, seeds, fold: int) -> dict:
     fold_dir, report = train(args, seeds, fold)
     saved = os.path.join(fold_dir, _tagged(args, "row.json"))
-    model_dir = os.path.join(report["model_uri"], "Format-Serving")
+    model_dir = os.path.join(report["model_uri"], TEACHER_EXPORT if args.teacher else "Format-Serving")
     if args.reuse_counts and os.path.exists(saved):
         with open(saved) as f:
             row = json.load(f)
@@ -362,6 +365,9 @@ def main():
                         help="a review's labels whose snippets every model also trains on (bench/oracle_review.py)")
     parser.add_argument("--student", action="store_true",
                         help="each model is one network distilled from the ensemble (local_runner.py --student)")
+    parser.add_argument("--teacher", action="store_true",
+                        help="with --student and --reuse-models: count each fold's teacher (the ensemble the student "
+                             "learnt from, exported beside it) instead, for a comparison paired fold by fold")
     parser.add_argument("--unlabelled", default=None, metavar="DIR_OR_GLOB",
                         help="with --student: unlabelled recordings whose windows the student also learns from "
                              "(default: the data's 'Forest Recordings/', nobody's test; '': none)")
@@ -379,6 +385,8 @@ def main():
                         help="with --reuse-models: folds already counted keep their numbers (row.json): tables only")
     parser.add_argument("--only-folds", type=int, nargs="+", metavar="K")
     args = parser.parse_args()
+    if args.teacher and not (args.student and args.reuse_models):
+        parser.error("--teacher counts the ensembles of a --student run already trained: add --student --reuse-models")
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores. Data: {os.path.abspath(args.data_root)}; "
           f"{args.folds} folds by source group.", flush=True)
     started = time.time()

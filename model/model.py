@@ -28,6 +28,8 @@ from tfx_bsl.public import tfxio
 from model import augment, constants, export, features
 
 _AUDIO_XF = features.AUDIO_XF_KEY
+# With a student, the ensemble that taught it is also exported, beside the student's Format-Serving.
+TEACHER_EXPORT = "Format-Serving-teacher"
 # Details a run shows only with --verbose (runners/quiet.py), such as the Keras model summary.
 _log = logging.getLogger(__name__)
 
@@ -300,6 +302,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             fit(student, _student_data(train, tf_transform_output, teacher, constants.STUDENT_SEED, site > 0,
                                        augmentations, unlabelled > 0),
                 os.path.join("logs", "student"), validation.map(_with_teacher(teacher, mask=False)))
+            # The teacher is kept beside the student's export, to be counted in its place (bench/accuracy.py).
+            model.save(os.path.join(os.path.dirname(fn_args.serving_model_dir), TEACHER_EXPORT), save_format="tf",
+                       signatures=export.serving_signatures(model, tf_transform_output))
             model = ensemble([student])
     model.save(
         fn_args.serving_model_dir, save_format="tf", signatures=export.serving_signatures(model, tf_transform_output)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from components import audio, calibration, dataset, ingest, scoring, synthetic_data
-from model import constants, features
+from model import constants, features, model
 from pipeline import metadata
 from runners import inspect_metadata, local_runner, score_clips
 
@@ -184,9 +184,17 @@ def test_student_is_one_network_distilled_from_the_ensemble_and_is_what_is_expor
     model_dir = os.path.join(report["model_uri"], "Format-Serving")
     networks = [layer.name for layer in tf_keras.models.load_model(model_dir, compile=False).layers
                 if layer.name.endswith("frame_logits")]
-    assert networks == ["student_frame_logits"]  # the teacher's member is not exported
+    assert networks == ["student_frame_logits"]  # the teacher's member is not exported as the model
+    # The teacher is exported beside it, to be counted in its place (bench/accuracy.py --teacher).
+    teacher_dir = os.path.join(report["model_uri"], model.TEACHER_EXPORT)
+    teacher_networks = [layer.name for layer in tf_keras.models.load_model(teacher_dir, compile=False).layers
+                        if layer.name.endswith("frame_logits")]
+    assert teacher_networks == ["member0_frame_logits"]
     assert glob.glob(str(tmp_path / "pipeline" / "Trainer" / "model_run" / "*" / "logs" / "student"))
     clip = audio.load_clip(os.path.join(tiny_dataset, dataset.POSITIVE_DIR,
                                         sorted(os.listdir(os.path.join(tiny_dataset, dataset.POSITIVE_DIR)))[0]))
     frames = scoring.WindowScorer(model_dir).frames(clip[None])[0]
     assert frames.shape == (features.MODEL_FRAMES,) and np.all((frames > 0) & (frames < 1))
+    # The student is a network of its own, not the teacher's member.
+    teacher_frames = scoring.WindowScorer(teacher_dir).frames(clip[None])[0]
+    assert np.abs(frames - teacher_frames).max() > 1e-4
