@@ -31,6 +31,10 @@ ENSEMBLE_SEEDS = (SEED, 7, 1234)
 # unmasked and the student masked (noisy student). Its loss adds the frames' cross-entropy against the
 # ensemble, at this weight, to the region loss on the planted truth. It then scores at a third of the cost.
 STUDENT_SEED = 2027
+# The student starts from the first member's trained weights (same shape) rather than from scratch: its
+# distillation epochs move a trained network toward the ensemble. So started, it counted as well as its
+# teacher on the k-fold benchmark (BENCHMARKS.md, "One network distilled from three").
+STUDENT_WARM_START = True
 STUDENT_SOFT_WEIGHT = 1.0
 # Where the run has windows of unlabelled site recordings (ingestion's --unlabelled: the recordings to be
 # counted), this share of the student's batches are theirs, labelled by the ensemble alone: the student

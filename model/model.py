@@ -299,6 +299,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             print(f"Student (seed {constants.STUDENT_SEED}), distilled from the ensemble's frame probabilities",
                   flush=True)
             student = student_network(input_shape)
+            if constants.STUDENT_WARM_START:  # from the first member's weights, not from scratch
+                student.set_weights(networks[0].get_weights())
             fit(student, _student_data(train, tf_transform_output, teacher, constants.STUDENT_SEED, site > 0,
                                        augmentations, unlabelled > 0),
                 os.path.join("logs", "student"), validation.map(_with_teacher(teacher, mask=False)))

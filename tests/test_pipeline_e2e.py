@@ -195,6 +195,6 @@ def test_student_is_one_network_distilled_from_the_ensemble_and_is_what_is_expor
                                         sorted(os.listdir(os.path.join(tiny_dataset, dataset.POSITIVE_DIR)))[0]))
     frames = scoring.WindowScorer(model_dir).frames(clip[None])[0]
     assert frames.shape == (features.MODEL_FRAMES,) and np.all((frames > 0) & (frames < 1))
-    # The student is a network of its own, not the teacher's member.
+    # Warm-started from the member's weights, then distilled: a network of its own, not the member's copy.
     teacher_frames = scoring.WindowScorer(teacher_dir).frames(clip[None])[0]
     assert np.abs(frames - teacher_frames).max() > 1e-4
