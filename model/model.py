@@ -238,6 +238,11 @@ def _count(examples: tf.data.Dataset):
     return clips, calls, site, unlabelled
 
 
+def _export(model: keras.Model, directory: str, tf_transform_output) -> None:
+    """A SavedModel of `model` with the serving signatures (raw audio in, the Transform graph inside)."""
+    model.save(directory, save_format="tf", signatures=export.serving_signatures(model, tf_transform_output))
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer callback: trains, logs to TensorBoard in the Trainer's output, exports the model.
 
@@ -305,9 +310,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                                        augmentations, unlabelled > 0),
                 os.path.join("logs", "student"), validation.map(_with_teacher(teacher, mask=False)))
             # The teacher is kept beside the student's export, to be counted in its place (bench/accuracy.py).
-            model.save(os.path.join(os.path.dirname(fn_args.serving_model_dir), TEACHER_EXPORT), save_format="tf",
-                       signatures=export.serving_signatures(model, tf_transform_output))
+            _export(model, os.path.join(os.path.dirname(fn_args.serving_model_dir), TEACHER_EXPORT), tf_transform_output)
             model = ensemble([student])
-    model.save(
-        fn_args.serving_model_dir, save_format="tf", signatures=export.serving_signatures(model, tf_transform_output)
-    )
+    _export(model, fn_args.serving_model_dir, tf_transform_output)
