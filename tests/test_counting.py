@@ -368,6 +368,11 @@ def _read(path):
         return list(csv.DictReader(f))
 
 
+def _counts(output_dir):
+    """{recording: calls} from a counting job's counts.csv."""
+    return {row["recording"]: int(row["capuchin_calls"]) for row in _read(os.path.join(output_dir, counting.COUNTS_CSV))}
+
+
 def _model(trained_pipeline):
     return os.path.join(trained_pipeline[1], "serving_model")
 
@@ -434,12 +439,12 @@ def test_calibrating_on_the_recordings_counted_records_what_it_chose_and_why(tra
                                          for name in result["backgrounds"])
     assert {os.path.basename(p) for p, _ in result["failures"]} >= {"corrupt.mp3", "empty.wav", "text.mp3"}
     assert os.path.getsize(os.path.join(out, "calibration.png")) > 1_000
-    counts = {row["recording"]: int(row["capuchin_calls"]) for row in _read(os.path.join(out, counting.COUNTS_CSV))}
+    counts = _counts(out)
     # Counted at the operating point it recorded: the counts of a run given that threshold.
     given = str(tmp_path / "given")
     count_calls.run(["--model", _model(trained_pipeline), "--recordings", folder, "--output-dir", given,
                      "--threshold", str(point["threshold"])])
-    assert counts == {row["recording"]: int(row["capuchin_calls"]) for row in _read(os.path.join(given, counting.COUNTS_CSV))}
+    assert counts == _counts(given)
     # Within a call of the truth: the tiny test model's thresholds tie on its calibration recordings and the
     # highest is taken, which may miss a faint call on another machine's training (how well this counts is
     # bench/accuracy.py --self-calibration's to measure).
@@ -475,7 +480,7 @@ def test_the_pipeline_counts_after_the_push_and_records_it_in_ml_metadata(traine
     assert inputs["pushed_model"]["properties"]["pushed"] == 1
     assert inputs["pushed_model"]["properties"]["pushed_destination"] == good["pushed_to"]
     assert inputs["calibration"]["properties"]["threshold"] == pytest.approx(good["calibration"]["threshold"])
-    counts = {r["recording"]: int(r["capuchin_calls"]) for r in _read(os.path.join(good["counts_uri"], counting.COUNTS_CSV))}
+    counts = _counts(good["counts_uri"])
     assert counts == truth
     assert good["counts"]["calls"] == sum(truth.values())
 
