@@ -96,6 +96,25 @@ def test_an_mp3_is_decoded_at_the_lowest_rate_that_keeps_the_band(tmp_path, band
             assert mp3.rate == expected
 
 
+@pytest.mark.parametrize("down_sample", [0, 1, 2])
+def test_fed_the_file_in_pieces_libmpg123_gives_the_samples_it_gives_reading_the_file_itself(
+        tmp_path, monkeypatch, down_sample):
+    path = _forest_like_mp3(str(tmp_path / "long.mp3"), 25.0)
+    monkeypatch.setattr(mpg123, "_FEED_BYTES", 4_099)  # ~100 pieces, frames cut across them
+    decoded = {}
+    for feed in (True, False):
+        with mpg123.Mp3File(path, down_sample, feed=feed) as mp3:
+            decoded[feed] = (mp3.rate, np.concatenate(list(mp3.blocks())))
+    assert decoded[True][0] == decoded[False][0] == FOREST_RATE // 2**down_sample
+    np.testing.assert_array_equal(decoded[True][1], decoded[False][1])
+    # A seek after reading switches to the reader: the same samples but for the synthesis filter's
+    # float32 rounding (it restarts a frame or two before the sample).
+    with mpg123.Mp3File(path, down_sample) as mp3:
+        next(mp3.blocks())
+        mp3.seek(12_345)
+        np.testing.assert_allclose(next(mp3.blocks(1_000)), decoded[False][1][12_345:13_345], rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("decoder", FAST_DECODERS)
 def test_fast_ranges_are_the_fast_whole_files_samples(tmp_path, decoder):
     path = _forest_like_mp3(str(tmp_path / "long.mp3"), 25.0)  # several decode blocks long
