@@ -17,6 +17,7 @@ of its "vs" column:
   counting         runners/count_calls.py as users run it (DirectRunner, one thread per core)
   counting:soundfile  the same with libmpg123 made unloadable, so every file is read by soundfile
   counting:fullband   the same with every mp3 decoded to 8 kHz (half rate), as if the model read the whole band
+  counting:reader  the same with libmpg123 reading each file itself (two read() calls a frame), not fed it
   counting:windows the same with the networks run on every window (--window-by-window)
   counting:spectrograms  the same with each window's spectrogram computed on its own (--spectrograms-by-window)
   counting:float32 the same with the networks in float32 (--float32), where the CPU has bfloat16
@@ -193,12 +194,16 @@ def child(method: str, args: argparse.Namespace) -> None:
         options = option.split("+")  # e.g. counting:other+float32
         by_option = {"": [], "hop3": ["--hop-seconds", "3"], "windows": ["--window-by-window"],
                      "spectrograms": ["--spectrograms-by-window"], "in_memory": ["--direct_running_mode=in_memory"],
-                     "float32": ["--float32"], "soundfile": [], "fullband": [], "other": []}
+                     "float32": ["--float32"], "soundfile": [], "fullband": [], "reader": [], "other": []}
         extra = [flag for name in options for flag in by_option[name]]
         if "soundfile" in options:  # the workers are threads of this process: they see the change
             from components import mpg123
 
             mpg123.LIBRARY = "libmpg123-made-unloadable.so"
+        if "reader" in options:  # the reading of before: Mp3File's feed=False by default (its other default kept)
+            from components import mpg123
+
+            mpg123.Mp3File.__init__.__defaults__ = (0, False)
         if "fullband" in options:  # the decoding of before: libmpg123 at half rate, whatever the model reads
             from components import scoring
             from model import features
