@@ -24,7 +24,7 @@ of its "vs" column:
   counting:other   the same with --other-model (e.g. one network against three, in the same run)
   counting:A+B     options together, e.g. counting:spectrograms+float32 (the counting of before both levers)
   counting:hop3    the same with 3 s windows without overlap (--hop-seconds 3)
-  counting:in_memory, counting:processes:N   other DirectRunner modes
+  counting:in_memory, counting:processes:N, counting:threads:N   other DirectRunner modes and worker counts
   tutorial         the tutorial's method: tfio decode + tfio resample, 3 s non-overlapping windows,
                    the `tutorial` architecture's model, threshold 0.99, consecutive positive windows = one call
 With --copies N every recording is listed N times (links under other names), so start-up is amortised.
@@ -187,8 +187,9 @@ def child(method: str, args: argparse.Namespace) -> None:
         result = _soundfile_only(args.recordings, int(option or 1))
     elif name == "tutorial":
         result = _tutorial(args.recordings, args.tutorial_model)
-    elif option.startswith("processes"):
-        extra = ["--direct_running_mode=multi_processing", f"--direct_num_workers={option.split(':')[1]}"]
+    elif option.startswith(("processes", "threads")):
+        mode = "multi_processing" if option.startswith("processes") else "multi_threading"
+        extra = [f"--direct_running_mode={mode}", f"--direct_num_workers={option.split(':')[1]}"]
         result = _counting(args.recordings, args.model, extra)
     else:
         options = option.split("+")  # e.g. counting:other+float32

@@ -486,7 +486,9 @@ def test_the_pipeline_counts_after_the_push_and_records_it_in_ml_metadata(traine
 
 
 def test_local_runs_use_every_core_unless_beam_args_say_otherwise():
-    assert "--direct_running_mode=multi_threading" in counting.with_local_parallelism(None)
+    local = counting.with_local_parallelism(None)
+    assert "--direct_running_mode=multi_threading" in local
+    assert f"--direct_num_workers={os.cpu_count() + counting.job.EXTRA_WORKER_THREADS}" in local
     assert counting.with_local_parallelism(["--runner=DataflowRunner"]) == ["--runner=DataflowRunner"]
     chosen = ["--direct_running_mode=in_memory"]
     assert counting.with_local_parallelism(chosen) == chosen

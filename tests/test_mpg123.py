@@ -115,6 +115,29 @@ def test_fed_the_file_in_pieces_libmpg123_gives_the_samples_it_gives_reading_the
         np.testing.assert_allclose(next(mp3.blocks(1_000)), decoded[False][1][12_345:13_345], rtol=0, atol=1e-6)
 
 
+def test_a_seek_starts_from_the_frame_index_of_the_last_seek_in_that_file_and_lands_on_the_same_samples(
+        tmp_path, monkeypatch):
+    path = _forest_like_mp3(str(tmp_path / "long.mp3"), 40.0)
+    monkeypatch.setattr(mpg123, "_INDEXES", mpg123._INDEXES.__class__())
+    monkeypatch.setattr(mpg123, "_INDEX_ENTRIES", 50)  # thinned: every few frames of the 40 s
+    with mpg123.Mp3File(path, 2) as mp3:
+        first_rate = mp3.rate
+        mp3.seek(30 * first_rate)
+        indexed = next(mp3.blocks(2_000))
+    [(offsets, step)] = mpg123._INDEXES.values()
+    assert len(offsets) <= 50 and len(offsets) * step * 1152 >= 30 * FOREST_RATE  # it reaches the target
+    for seconds in (30, 12.5, 35):  # from the index, backwards, and beyond it (extending it)
+        with mpg123.Mp3File(path, 2) as mp3:
+            mp3.seek(int(seconds * first_rate))
+            from_index = next(mp3.blocks(2_000))
+        mpg123._INDEXES.clear()
+        with mpg123.Mp3File(path, 2) as mp3:
+            mp3.seek(int(seconds * first_rate))
+            np.testing.assert_array_equal(from_index, next(mp3.blocks(2_000)))
+        if seconds == 30:
+            np.testing.assert_array_equal(from_index, indexed)
+
+
 @pytest.mark.parametrize("decoder", FAST_DECODERS)
 def test_fast_ranges_are_the_fast_whole_files_samples(tmp_path, decoder):
     path = _forest_like_mp3(str(tmp_path / "long.mp3"), 25.0)  # several decode blocks long

@@ -28,17 +28,25 @@ def list_recordings(source: str) -> List[str]:
     )
 
 
-def with_local_parallelism(beam_args: Optional[List[str]]) -> List[str]:
-    """Beam args as given; when they pick no runner or running mode, the DirectRunner on every core.
+# Worker threads beyond one per core: while a thread holds the GIL (Beam's bookkeeping, NumPy's small
+# steps), the others' decoding and scoring still run. Two cores were busy 93 % of the time with two
+# threads; four count 1.07x faster for ~100 MB more (BENCHMARKS.md).
+EXTRA_WORKER_THREADS = 2
 
-    Threads, not processes: decoding (libsndfile, soxr) and scoring (TensorFlow) release the GIL, so
-    two threads keep two cores busy (1.5x faster on the real recordings, see BENCHMARKS.md) without
+
+def with_local_parallelism(beam_args: Optional[List[str]]) -> List[str]:
+    """Beam args as given; when they pick no runner or running mode, the DirectRunner on every core
+    (EXTRA_WORKER_THREADS more threads than cores).
+
+    Threads, not processes: decoding (libmpg123, libsndfile, soxr) and scoring (TensorFlow) release the
+    GIL, so threads keep the cores busy (1.5x faster on the real recordings, see BENCHMARKS.md) without
     the seconds it takes to start worker processes.
     """
     beam_args = list(beam_args or [])
     if any(arg.startswith(("--runner", "--direct_running_mode")) for arg in beam_args):
         return beam_args
-    return beam_args + ["--direct_running_mode=multi_threading", f"--direct_num_workers={os.cpu_count() or 1}"]
+    workers = (os.cpu_count() or 1) + EXTRA_WORKER_THREADS
+    return beam_args + ["--direct_running_mode=multi_threading", f"--direct_num_workers={workers}"]
 
 
 def scores_in_this_process(beam_args: Sequence[str]) -> bool:
