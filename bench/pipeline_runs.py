@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Optional, Sequence, Tuple
 
+from pipeline import configs
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REAL_DATA_ROOT = os.path.join(HERE, "..", "..", "shared", "capuchin")
 
@@ -15,14 +17,14 @@ REAL_DATA_ROOT = os.path.join(HERE, "..", "..", "shared", "capuchin")
 def run_local_pipeline(
     data_root: str, output_dir: str, architecture: str, fold: Optional[Tuple[int, int]] = None, quiet: bool = False,
     ensemble_seeds: Optional[Sequence[int]] = None, held_out_fold: Optional[int] = None,
-    train_backgrounds: str = "", reviewed: str = "", student: bool = False, augmentations: Sequence[str] = (),
+    train_backgrounds: str = "", reviewed: str = "", student: bool = configs.STUDENT, augmentations: Sequence[str] = (),
     unlabelled: str = "",
 ) -> Tuple[dict, float]:
     """Ingestion + the whole pipeline in a fresh `output_dir`, training only (no counting), with the
     architecture's default epochs. `train_backgrounds`: site recordings to train on as well (k-fold deals
     them to folds, and leaves the held-out fold's out). `reviewed`: a review's labels CSV whose snippets
     are added as training clips (local_runner.py --reviewed). `student`: distil the ensemble into one network
-    and export that (--student); `unlabelled`: recordings whose windows it also learns from (--unlabelled).
+    and export that (--student, the pipeline's default; else --no-student); `unlabelled`: recordings whose windows it also learns from (--unlabelled).
     `augmentations`: local_runner.py --augmentations.
 
     Returns the run's report (metrics, blessing, threshold, ingestion summary) and its wall seconds.
@@ -38,7 +40,7 @@ def run_local_pipeline(
     ] + (["--fold", str(fold[0]), str(fold[1])] if fold else []) + (
         ["--held-out-fold", str(held_out_fold)] if held_out_fold is not None else []) + (
         ["--ensemble-seeds", *map(str, ensemble_seeds)] if ensemble_seeds else []) + (
-        ["--reviewed", reviewed] if reviewed else []) + (["--student"] if student else []) + (
+        ["--reviewed", reviewed] if reviewed else []) + (["--student" if student else "--no-student"]) + (
         ["--augmentations", *augmentations] if augmentations else []) + ["--unlabelled", unlabelled]
     started = time.time()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL if quiet else None)

@@ -154,7 +154,7 @@ def test_ensemble_seeds_train_one_network_per_seed_and_export_their_average(tiny
     import tf_keras
 
     report = local_runner.run(["--data-root", tiny_dataset, "--output-dir", str(tmp_path), "--eval-percent", "50",
-                               "--ensemble-seeds", "42", "7", "--epochs", "1", "--recordings", ""])
+                               "--ensemble-seeds", "42", "7", "--epochs", "1", "--no-student", "--recordings", ""])
     model_dir = os.path.join(report["model_uri"], "Format-Serving")
     members = [layer for layer in tf_keras.models.load_model(model_dir, compile=False).layers
                if layer.name.endswith("frame_logits")]
