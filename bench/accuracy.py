@@ -7,8 +7,8 @@
                              [--reuse-counts]  (with --reuse-models: only print the tables again)
                              [--only-folds K ...]
                              [--reviewed LABELS.csv]  (train on a review's labelled snippets as well)
-                             [--no-student]  (the ensemble, not the one network distilled from it that ships)
-                             [--teacher]  (with --reuse-models: count the ensemble each student learnt from)
+                             [--student]  (one network distilled from the ensemble)
+                             [--teacher]  (with --student --reuse-models: count the ensemble it learnt from)
                              [--augmentations NAME ...]  (recording-chain and source variations as well)
 
 Every training t and test fold k (of the source groups, XC<id> / sound name) gets a model that has seen
@@ -365,8 +365,8 @@ def main():
     parser.add_argument("--reviewed", default="", metavar="LABELS_CSV",
                         help="a review's labels whose snippets every model also trains on (bench/oracle_review.py)")
     parser.add_argument("--student", action=argparse.BooleanOptionalAction, default=configs.STUDENT,
-                        help="each model is one network distilled from the ensemble (local_runner.py --student, "
-                             "the default; --no-student: the ensemble itself)")
+                        help="each model is one network distilled from the ensemble (local_runner.py --student; "
+                             "default: configs.STUDENT)")
     parser.add_argument("--teacher", action="store_true",
                         help="with --student and --reuse-models: count each fold's teacher (the ensemble the student "
                              "learnt from, exported beside it) instead, for a comparison paired fold by fold")
@@ -388,8 +388,7 @@ def main():
     parser.add_argument("--only-folds", type=int, nargs="+", metavar="K")
     args = parser.parse_args()
     if args.teacher and not (args.student and args.reuse_models):
-        parser.error("--teacher counts the ensembles of a student run already trained: add --reuse-models (and no "
-                     "--no-student)")
+        parser.error("--teacher counts the ensembles of a --student run already trained: add --student --reuse-models")
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores. Data: {os.path.abspath(args.data_root)}; "
           f"{args.folds} folds by source group.", flush=True)
     started = time.time()

@@ -34,8 +34,7 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ensemble-seeds", type=int, nargs="+", metavar="SEED", help=ENSEMBLE_SEEDS_HELP)
     parser.add_argument("--student", action=argparse.BooleanOptionalAction, default=configs.STUDENT,
                         help="'default' architecture only: after the ensemble, distil it into one network (a third "
-                             "of the scoring cost) and push that instead (default: on; --no-student pushes the "
-                             "ensemble)")
+                             "of the scoring cost) and push that instead (default: off, configs.STUDENT)")
     parser.add_argument("--augmentations", nargs="+", choices=constants.AUGMENTATIONS, default=[], metavar="NAME",
                         help="'default' architecture only: recording-chain and source variations to train with as "
                              f"well ({', '.join(constants.AUGMENTATIONS)}; model/constants.py; none by default)")

@@ -25,7 +25,7 @@ def test_the_defaults_come_from_model_constants_and_features():
     assert settings["ensemble_seeds"] == list(constants.ENSEMBLE_SEEDS)
     assert settings["hop_seconds"] == features.HOP_SECONDS
     assert settings["enable_cache"] is True
-    assert settings["student"] is True  # the ensemble distilled into one network, which is exported
+    assert settings["student"] is False  # the ensemble is exported unless a student is asked for
 
 
 def test_given_values_win_and_the_tutorial_architecture_is_one_network():
@@ -33,7 +33,7 @@ def test_given_values_win_and_the_tutorial_architecture_is_one_network():
     assert settings["epochs"] == 3 and settings["ensemble_seeds"] == [5, 11]
     tutorial = _settings("--architecture", constants.ARCHITECTURE_TUTORIAL, "--ensemble-seeds", "5", "11")
     assert tutorial["epochs"] == constants.TUTORIAL_EPOCHS and tutorial["ensemble_seeds"] == [constants.SEED]
-    assert _settings("--no-student")["student"] is False
+    assert _settings("--student")["student"] is True and _settings("--no-student")["student"] is False
     assert _settings("--augmentations", "speed", "band_noise")["augmentations"] == ["speed", "band_noise"]
     assert settings.get("augmentations", []) == [] and tutorial["augmentations"] == []
     assert _settings("--architecture", constants.ARCHITECTURE_TUTORIAL, "--student")["student"] is False

@@ -110,7 +110,7 @@ def run_counting(
       threshold: call threshold; default: the operating point's.
       hop_seconds: step between 3 s windows (3.0 = the tutorial's non-overlapping windows); default:
         CountingConfig's.
-      beam_args: Beam pipeline options; default: DirectRunner, one thread per core.
+      beam_args: Beam pipeline options; default: DirectRunner, threads (with_local_parallelism).
       plots: also write a PNG per recording.
       chunk_windows: windows per scoring chunk (a multiple of SCORE_BATCH); results do not depend on it.
         Default: CountingConfig's.

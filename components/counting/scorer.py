@@ -34,7 +34,7 @@ PIECE_MARGIN_FRAMES = 128
 # about the same length give pieces of the same shape (TensorFlow prepares each new shape afresh).
 PIECE_ROUNDING_FRAMES = 64
 # A stretch's log-mel is computed in pieces of at most ~30 s of frames, a few per model call (~25 MB of
-# STFT), so a chunk of ~11 minutes never holds its whole STFT at once.
+# STFT), so a chunk never holds its whole STFT at once.
 LOG_MEL_PIECE_FRAMES = 3_000
 LOG_MEL_PIECES_PER_CALL = 4
 
