@@ -30,7 +30,7 @@ def list_recordings(source: str) -> List[str]:
 
 # Worker threads beyond one per core: while a thread holds the GIL (Beam's bookkeeping, NumPy's small
 # steps), the others' decoding and scoring still run. Two cores were busy 93 % of the time with two
-# threads; four count 1.07x faster for ~100 MB more (BENCHMARKS.md).
+# threads; four count 1.05x (three networks) to 1.07x (one) faster for ~110 MB more (BENCHMARKS.md).
 EXTRA_WORKER_THREADS = 2
 
 
