@@ -25,7 +25,7 @@ DOWN_SAMPLED_DELAY_FRAMES = 1
 # Samples read at a time: ~10 s at 24 kHz.
 _BLOCK_SAMPLES = 1 << 18
 # Bytes of the file handed to the decoder at a time (feed mode): one read() per MiB, where libmpg123's
-# own reader makes two per frame (~80 per second of audio); 13 % less CPU decoding (BENCHMARKS.md).
+# own reader makes two per frame (~80 per second of audio); 8-13 % less CPU decoding (BENCHMARKS.md).
 _FEED_BYTES = 1 << 20
 
 # From mpg123.h (API 45+, stable since libmpg123 1.x).
@@ -183,7 +183,8 @@ class Mp3File:
             down_sample = self.down_sample
             self.close()
             self._open(self._path, down_sample, feed=False)
-        key = self._index_key()
+        stat = os.stat(self._path)
+        key = (self._path, stat.st_size, stat.st_mtime_ns)  # a file rewritten in place is another file
         with _INDEXES_LOCK:
             known = _INDEXES.get(key)
         if known:
@@ -191,22 +192,22 @@ class Mp3File:
             self._check(self._lib.mpg123_set_index(self._handle, (_OFF_T * len(offsets))(*offsets), step, len(offsets)))
         if self._lib.mpg123_seek(self._handle, sample, _SEEK_SET) < 0:
             raise self._error()
-        offsets, step = ctypes.POINTER(_OFF_T)(), _OFF_T()
-        fill = ctypes.c_size_t()
-        self._check(self._lib.mpg123_index(self._handle, ctypes.byref(offsets), ctypes.byref(step), ctypes.byref(fill)))
-        if fill.value and fill.value * step.value > (len(known[0]) * known[1] if known else 0):  # reaches further
-            every = -(-fill.value // _INDEX_ENTRIES)
-            thinned = np.ctypeslib.as_array(offsets, shape=(fill.value,))[::every].tolist()
-            with _INDEXES_LOCK:
-                _INDEXES[key] = (thinned, step.value * every)
-                _INDEXES.move_to_end(key)
-                while len(_INDEXES) > _INDEXES_KEPT:
-                    _INDEXES.popitem(last=False)
+        self._remember_index(key, reached=len(known[0]) * known[1] if known else 0)
 
-    def _index_key(self) -> Tuple:
-        """The file as its frame index knows it: a file rewritten in place is another file."""
-        stat = os.stat(self._path)
-        return self._path, stat.st_size, stat.st_mtime_ns
+    def _remember_index(self, key: Tuple, reached: int) -> None:
+        """Keeps the handle's frame index (thinned to _INDEX_ENTRIES) for `key` where it reaches further
+        than the `reached` frames of the one kept."""
+        offsets, step, fill = ctypes.POINTER(_OFF_T)(), _OFF_T(), ctypes.c_size_t()
+        self._check(self._lib.mpg123_index(self._handle, ctypes.byref(offsets), ctypes.byref(step), ctypes.byref(fill)))
+        if fill.value == 0 or fill.value * step.value <= reached:
+            return
+        every = -(-fill.value // _INDEX_ENTRIES)
+        thinned = np.ctypeslib.as_array(offsets, shape=(fill.value,))[::every].tolist()
+        with _INDEXES_LOCK:
+            _INDEXES[key] = (thinned, step.value * every)
+            _INDEXES.move_to_end(key)
+            while len(_INDEXES) > _INDEXES_KEPT:
+                _INDEXES.popitem(last=False)
 
     def _decode(self, buffer, nbytes: int):
         """(libmpg123's code, bytes written) of one mpg123_read into `buffer`, feeding the file as the
