@@ -14,7 +14,7 @@ of its "vs" column:
   decode-only:mpg123, decode-only:mpg123:N   counting's decoder (audio.fast_decoder: libmpg123 for mp3)
   soundfile:N      issue 18's reference floor: soundfile.read of each file to float32 on N threads, as it
                    is (no mixing to mono, no resampling)
-  counting         runners/count_calls.py as users run it (DirectRunner, one thread per core)
+  counting         runners/count_calls.py as users run it (DirectRunner, two more threads than cores)
   counting:soundfile  the same with libmpg123 made unloadable, so every file is read by soundfile
   counting:fullband   the same with every mp3 decoded to 8 kHz (half rate), as if the model read the whole band
   counting:reader  the same with libmpg123 reading each file itself (two read() calls a frame), not fed it
@@ -201,10 +201,12 @@ def child(method: str, args: argparse.Namespace) -> None:
             from components import mpg123
 
             mpg123.LIBRARY = "libmpg123-made-unloadable.so"
-        if "reader" in options:  # the reading of before: Mp3File's feed=False by default (its other default kept)
+        if "reader" in options:  # the reading of before: every Mp3File opened with feed=False
+            import functools
+
             from components import mpg123
 
-            mpg123.Mp3File.__init__.__defaults__ = (0, False)
+            mpg123.Mp3File.__init__ = functools.partialmethod(mpg123.Mp3File.__init__, feed=False)
         if "fullband" in options:  # the decoding of before: libmpg123 at half rate, whatever the model reads
             from components import scoring
             from model import features

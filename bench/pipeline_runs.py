@@ -24,7 +24,8 @@ def run_local_pipeline(
     architecture's default epochs. `train_backgrounds`: site recordings to train on as well (k-fold deals
     them to folds, and leaves the held-out fold's out). `reviewed`: a review's labels CSV whose snippets
     are added as training clips (local_runner.py --reviewed). `student`: distil the ensemble into one network
-    and export that (--student; else --no-student; default: the pipeline's); `unlabelled`: recordings whose windows it also learns from (--unlabelled).
+    and export that (--student; else --no-student; default: the pipeline's); `unlabelled`: recordings whose
+    windows it also learns from (--unlabelled).
     `augmentations`: local_runner.py --augmentations.
 
     Returns the run's report (metrics, blessing, threshold, ingestion summary) and its wall seconds.

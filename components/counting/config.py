@@ -17,8 +17,8 @@ class CountingConfig:
     window_seconds: float = features.CLIP_SECONDS
     # Windows per chunk: 2 x 64 = 128 windows, about 3.2 minutes at a 1.5 s hop (a 3-minute recording is
     # one chunk). Longer recordings are scored in several chunks, in parallel where there are workers;
-    # every worker holds one, so smaller chunks keep memory flat (a 12-hour recording: 1,164 MB at four
-    # workers against 1,486 MB with 11-minute chunks, the same calls; BENCHMARKS.md).
+    # every worker holds one, so smaller chunks keep memory flat (a 12-hour recording, one network, four
+    # workers: 1,164 MB against 1,486 MB with 11-minute chunks, the same calls; BENCHMARKS.md).
     chunk_windows: int = 2 * SCORE_BATCH
     # Score whole recordings where the model can (scorer.how_scored); False: window by window.
     whole_recordings: bool = True
