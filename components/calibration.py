@@ -12,11 +12,11 @@ rule) is then applied to the scores, and `choose_operating_point` takes:
   two errors: counted by recording they cancel, and low thresholds whose false calls land beside missed
   calls looked as good as they count;
 - of the points that tie (CALIBRATION_TIE_CALLS: none beyond the fewest), the default merging rule
-  where it is among them, and the highest of its tied thresholds. Missed calls grow smoothly with the threshold and are measured on over a
-  hundred planted calls; false calls come from a few background sounds, whose scores on other recordings
-  of the site can be higher than on the ones calibrated on. Between equally good points the highest keeps
-  the most distance from them (and a false call costs an ecologist more than a missed one: it can put the
-  species where it is not).
+  where it is among them, and the middle of its tied thresholds (the lower of two middles; the thresholds
+  are evenly spaced in logit). Missed calls grow as the threshold rises and false calls as it falls; the
+  middle of a plateau keeps the most distance from both. Where the calibration holds few calls, every
+  threshold can tie, and the highest of them, 0.99, missed faint calls; on the k-fold benchmark the middle
+  and the highest counted alike (BENCHMARKS.md, "Site calibration").
 
 `calibrate` does all of it for given calls and backgrounds; `background_stretches` finds background in
 the recordings to be counted when the site has no call-free recordings (count_calls.py --calibrate).
@@ -97,7 +97,7 @@ def _is_default_rule(point: Dict) -> bool:
 
 def choose_operating_point(sweep: Sequence[Dict], tie_calls: int = features.CALIBRATION_TIE_CALLS) -> Dict:
     """The swept point with the fewest `wrong_calls`; ties (within `tie_calls`) go to the default merging
-    rule where it is among them, then to the highest of that rule's tied thresholds."""
+    rule where it is among them, then to the middle of that rule's tied thresholds (the lower of two)."""
     fewest = min(p["wrong_calls"] for p in sweep)
     tied = [p for p in sweep if p["wrong_calls"] <= fewest + tie_calls]
     if any(_is_default_rule(p) for p in tied):
@@ -106,7 +106,8 @@ def choose_operating_point(sweep: Sequence[Dict], tie_calls: int = features.CALI
         best = min(tied, key=lambda p: p["wrong_calls"])
         tied = [p for p in tied if (p["gap_seconds"], p["min_call_seconds"]) ==
                 (best["gap_seconds"], best["min_call_seconds"])]
-    return max(tied, key=lambda p: p["threshold"])
+    tied.sort(key=lambda p: p["threshold"])
+    return tied[(len(tied) - 1) // 2]
 
 
 def _scored(name: str, samples: np.ndarray, scorer: counting.RecordingScorer, config: counting.CountingConfig):
@@ -182,7 +183,7 @@ def calibrate(scorer, calls: Sequence[np.ndarray], backgrounds: Sequence[Backgro
         "at_eval_threshold": at_eval,
         "rule": "fewest wrong calls (planted calls missed + detections matching no planted call + false calls on "
                 "plain backgrounds); "
-                "of equal points the default merging rule, then the highest threshold",
+                "of equal points the default merging rule, then the middle of its tied thresholds",
         "planted_recordings": len(built),
         "planted_calls": sum(len(truth) for _, _, truth in built),
         "background_hours": round(sum(len(b.samples) for b in backgrounds) / features.SAMPLE_RATE / 3600, 4),

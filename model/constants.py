@@ -22,9 +22,10 @@ STEPS_PER_EPOCH = 32
 TUTORIAL_EPOCHS = 4
 EPOCHS = {ARCHITECTURE_DEFAULT: DEFAULT_EPOCHS, ARCHITECTURE_TUTORIAL: TUTORIAL_EPOCHS}
 SEED = 42  # weights, shuffling, dropout and augmentation: same data, same model
-# The default model is an ensemble: one member per seed, trained one after the other (weights, dropout
-# and batches from its seed), their frame probabilities averaged; each member costs a full training and
-# scoring pass. Three count steadier than one and as well as six (BENCHMARKS.md, "Tried and not kept").
+# The default model's teacher is an ensemble: one member per seed, trained one after the other (weights,
+# dropout and batches from its seed), their frame probabilities averaged; each member costs a full training
+# (and, exported without a student, a scoring pass). Three count steadier than one and as well as six
+# (BENCHMARKS.md, "Tried and not kept").
 ENSEMBLE_SEEDS = (SEED, 7, 1234)
 # Distillation (--student): after the ensemble, one network of the same shape learns the ensemble's
 # frame probabilities (soft targets) on freshly augmented batches, the ensemble seeing each spectrogram

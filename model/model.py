@@ -4,9 +4,9 @@ model that serves raw audio.
 Two architectures (model/constants.py):
 - 'default' scores every 40 ms of a 3 s window (a model frame). It is trained on calls planted into
   busy backgrounds (model/augment.py), with a loss that asks for a high score somewhere inside the
-  planted call and a low one everywhere clear of it; the window's score is its best frame's. The
-  exported model averages the frame probabilities of one such network per ensemble seed
-  (constants.ENSEMBLE_SEEDS).
+  planted call and a low one everywhere clear of it; the window's score is its best frame's. One such
+  network is trained per ensemble seed (constants.ENSEMBLE_SEEDS), and one more, the student, learns their
+  averaged frame probabilities and is exported (with `student` off, the ensemble itself is).
 - 'tutorial' is the tutorial's network on its |STFT|, trained the tutorial's way: one score per clip,
   no augmentation.
 

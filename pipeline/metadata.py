@@ -153,9 +153,11 @@ def format_run_summary(report: Dict) -> str:
     lines = [
         f"Run {report['run']}: "
         + ", ".join(f"{report_state(report, c)}" for c in ("Trainer", "Evaluator", "Pusher")),
-        "  eval ({:.0f} clips): recall {:.3f}, precision {:.3f}, average precision {:.3f}, accuracy {:.3f} (at 0.5)".format(
-            metrics.get("example_count", 0), metrics.get("recall", float("nan")), metrics.get("precision", float("nan")),
-            metrics.get("average_precision", float("nan")), metrics.get("binary_accuracy", float("nan")),
+        "  eval ({:.0f} clips): best recall at the precision floor {:.3f} (the gate), average precision {:.3f}; "
+        "at 0.5: recall {:.3f}, precision {:.3f}, accuracy {:.3f}".format(
+            metrics.get("example_count", 0), metrics.get("recall_at_precision", float("nan")),
+            metrics.get("average_precision", float("nan")), metrics.get("recall", float("nan")),
+            metrics.get("precision", float("nan")), metrics.get("binary_accuracy", float("nan")),
         ),
         f"  blessed: {'yes' if report['blessed'] else 'NO (below a floor, or worse than the last blessed model)'}",
         f"  model: {report['model_uri']}",

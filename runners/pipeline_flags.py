@@ -25,6 +25,13 @@ def add_hop_seconds_flag(parser: argparse.ArgumentParser) -> None:
                              "3 = the tutorial's)")
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
+
+
 def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     """The training pipeline's flags: architecture and training, the Evaluator's gates, counting, caching."""
     parser.add_argument("--architecture", choices=constants.ARCHITECTURES, default=configs.ARCHITECTURE,
@@ -34,16 +41,18 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ensemble-seeds", type=int, nargs="+", metavar="SEED", help=ENSEMBLE_SEEDS_HELP)
     parser.add_argument("--student", action=argparse.BooleanOptionalAction, default=configs.STUDENT,
                         help="'default' architecture only: after the ensemble, distil it into one network (a third "
-                             "of the scoring cost) and push that instead (default: off, configs.STUDENT)")
+                             "of the scoring cost) and push that instead (default: on, configs.STUDENT; "
+                             "--no-student pushes the ensemble)")
     parser.add_argument("--augmentations", nargs="+", choices=constants.AUGMENTATIONS, default=[], metavar="NAME",
                         help="'default' architecture only: recording-chain and source variations to train with as "
                              f"well ({', '.join(constants.AUGMENTATIONS)}; model/constants.py; none by default)")
     parser.add_argument("--recall-floor", type=float, default=configs.RECALL_FLOOR,
-                        help="the Evaluator blesses only above it (at threshold 0.5)")
-    parser.add_argument("--precision-floor", type=float, default=configs.PRECISION_FLOOR,
-                        help="the Evaluator blesses only above it (at threshold 0.5)")
+                        help="the Evaluator blesses only a model that reaches this recall at a threshold where "
+                             "precision holds its floor")
+    parser.add_argument("--precision-floor", type=_fraction, default=configs.PRECISION_FLOOR,
+                        help="the precision (0-1) at which the recall floor must be reached")
     parser.add_argument("--max-regression", type=float, default=configs.MAX_REGRESSION,
-                        help="how far recall/precision may drop against the last blessed model")
+                        help="how far that recall may drop against the last blessed model")
     parser.add_argument("--recordings", help="recordings to count after a push (folder or glob; '': none)")
     parser.add_argument("--backgrounds", help="call-free recordings of the site (folder or glob; '': none) on which "
                                               "the counting operating point is calibrated")

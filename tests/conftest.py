@@ -43,5 +43,5 @@ def trained_pipeline(tmp_path_factory):
     output_dir = str(tmp_path_factory.mktemp("local_run"))
     common = ["--data-root", data_root, "--output-dir", output_dir]
     good = local_runner.run(common)
-    failing = local_runner.run(common + ["--recall-floor", "1.01", "--precision-floor", "1.01"])
+    failing = local_runner.run(common + ["--recall-floor", "1.01"])
     return data_root, output_dir, good, failing

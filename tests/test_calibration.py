@@ -48,22 +48,24 @@ def _backgrounds(seed: int = 1, count: int = 3, seconds: float = 40.0):
     return [calibration.Background(f"noise_{i}", _noise(rng, seconds)) for i in range(count)]
 
 
-def test_operating_point_rule_prefers_the_default_merging_rule_then_the_highest_tied_threshold():
+def test_operating_point_rule_prefers_the_default_merging_rule_then_the_middle_tied_threshold():
     default = {"gap_seconds": features.CALL_GAP_SECONDS, "min_call_seconds": features.MIN_CALL_SECONDS}
     other = {"gap_seconds": 0.3, "min_call_seconds": 0.5}
     sweep = ([{"threshold": t, **default, "wrong_calls": w} for t, w in [(0.1, 9), (0.2, 3), (0.3, 2), (0.4, 3), (0.5, 6)]]
              + [{"threshold": t, **other, "wrong_calls": w} for t, w in [(0.1, 5), (0.2, 2), (0.3, 2), (0.4, 7)]])
     # 2 is the fewest: default 0.3 and other 0.2, 0.3 tie → the default rule.
     assert calibration.choose_operating_point(sweep) == {"threshold": 0.3, **default, "wrong_calls": 2}
-    # Within one call: default 0.2, 0.3, 0.4 and other 0.2, 0.3 → the default rule's highest.
-    assert calibration.choose_operating_point(sweep, tie_calls=1) == {"threshold": 0.4, **default, "wrong_calls": 3}
-    # When another rule is better, it wins, at the highest of its own tied thresholds.
+    # Within one call: default 0.2, 0.3, 0.4 and other 0.2, 0.3 → the default rule's middle.
+    assert calibration.choose_operating_point(sweep, tie_calls=1) == {"threshold": 0.3, **default, "wrong_calls": 2}
+    # When another rule is better, it wins, at the middle of its own tied thresholds (the lower of two).
     better = [dict(p, wrong_calls=0) if p["gap_seconds"] == 0.3 and p["threshold"] in (0.2, 0.3) else p for p in sweep]
     assert calibration.choose_operating_point(better)["gap_seconds"] == 0.3
-    assert calibration.choose_operating_point(better)["threshold"] == 0.3
-    # Of equal points the highest threshold, however long the plateau.
+    assert calibration.choose_operating_point(better)["threshold"] == 0.2
+    # Of equal points the middle, however long the plateau: not its top, where faint calls start to be missed.
     plateau = [{"threshold": t, **default, "wrong_calls": 0 if t <= 0.7 else 1} for t in (0.1, 0.3, 0.5, 0.7, 0.9)]
-    assert calibration.choose_operating_point(plateau)["threshold"] == 0.7
+    assert calibration.choose_operating_point(plateau)["threshold"] == 0.3
+    everything = [{"threshold": t, **default, "wrong_calls": 0} for t in features.CALIBRATION_THRESHOLDS]
+    assert calibration.choose_operating_point(everything)["threshold"] == 0.5
 
 
 def test_calibration_chooses_the_threshold_with_the_default_merging_rule():

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from model import constants, features
+from pipeline import configs
 from runners import dataflow_runner, kubeflow_v2_runner, local_runner, pipeline_flags
 
 SHARED_FLAGS = ("--architecture", "--epochs", "--ensemble-seeds", "--student", "--augmentations", "--recall-floor", "--precision-floor",
@@ -25,7 +26,7 @@ def test_the_defaults_come_from_model_constants_and_features():
     assert settings["ensemble_seeds"] == list(constants.ENSEMBLE_SEEDS)
     assert settings["hop_seconds"] == features.HOP_SECONDS
     assert settings["enable_cache"] is True
-    assert settings["student"] is False  # the ensemble is exported unless a student is asked for
+    assert settings["student"] is configs.STUDENT is True  # a student distilled from the ensemble is exported
 
 
 def test_given_values_win_and_the_tutorial_architecture_is_one_network():
