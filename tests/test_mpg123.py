@@ -4,6 +4,7 @@ chunks read by the decoder that measured the recording, and soundfile wherever l
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from components import audio, counting, mpg123
 from components.counting import outputs, transform
@@ -163,6 +164,29 @@ def test_counting_reads_a_long_mp3_and_all_its_chunks_with_mpg123_to_the_models_
         chunk = transform.load_chunk((path, spec), config.window_samples)[1]
         np.testing.assert_allclose(chunk.samples, whole[chunk.offset : chunk.end(config.window_samples)],
                                    rtol=0, atol=1e-6)
+
+
+def test_an_mp3_whose_header_understates_its_length_is_still_read_in_chunks(tmp_path):
+    # Ten copies of one mp3 joined byte-wise: the header (Xing) says 30 s, libmpg123 decodes all 300 s.
+    one = open(_forest_like_mp3(str(tmp_path / "one.mp3"), 30.0), "rb").read()
+    path = tmp_path / "joined.mp3"
+    path.write_bytes(one * 10)
+    assert sf.info(str(path)).duration == pytest.approx(30.0, abs=0.1)
+    config = counting.CountingConfig(0.5, chunk_windows=counting.SCORE_BATCH)
+    specs = [output.value[1] for output in transform.DecodeRecordingFn(config).process(str(path))]
+    # Chunk specs (samples loaded where each is scored), not one 300 s waveform decoded whole.
+    assert len(specs) > 1 and all(spec.samples is None for spec in specs)
+    whole = audio.load_audio(str(path), decoder=specs[0].decoder)
+    assert specs[0].seconds == pytest.approx(len(whole) / RATE) and len(whole) / RATE > 290
+    # Each chunk holds the recording's samples from near its offset: a seek in a joined file can land up to
+    # an mp3 frame (1,152 samples of the file's rate) off, as the joins' own header frames are counted.
+    frame = int(1152 * RATE / sf.info(str(path)).samplerate)
+    for spec in specs[1:]:
+        samples = transform.load_chunk((str(path), spec), config.window_samples)[1].samples
+        piece = samples[RATE : 2 * RATE]
+        lags = range(-frame, frame + 1)
+        errors = [np.abs(whole[spec.offset + RATE + lag : spec.offset + 2 * RATE + lag] - piece).max() for lag in lags]
+        assert min(errors) < 1e-5
 
 
 def test_without_libmpg123_counting_reads_mp3s_with_soundfile(tmp_path, monkeypatch):

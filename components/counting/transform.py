@@ -27,6 +27,10 @@ from components.counting.windows import Chunk, recording_chunk, split_chunk, who
 from model import features
 
 METRICS_NAMESPACE = "counting"
+# MPEG-1 layer III's highest bitrate: an mp3 of N bytes lasts at least N * 8 / this many seconds, whatever
+# its header says (libmpg123 decodes every frame; a 6-hour file whose header said 3 minutes was decoded
+# whole, and its samples filled the memory).
+MP3_MAX_BITS_PER_SECOND = 320_000
 FAILED_TAG = "failed"
 CHUNKS_TAG = "chunks"
 _log = logging.getLogger("capuchin.counting")
@@ -77,16 +81,19 @@ class DecodeRecordingFn(beam.DoFn):
         return len(window_starts(num_samples, self._config.window_samples, self._config.hop_samples))
 
     def _measured_if_long(self, recording: str, decoder: str) -> Optional[audio.AudioLength]:
-        """The length and RMS of a local recording of more than one chunk by its header; else None (to be
-        decoded whole, as are remote files and files whose header cannot be read: load_audio says why)."""
+        """The length and RMS of a local recording of more than one chunk by its header (an mp3: or by its
+        size); else None (to be decoded whole, as are remote files and files whose header cannot be read:
+        load_audio says why)."""
         if "://" in recording:
             return None
         try:
             info = sf.info(recording)
         except Exception:  # noqa: BLE001 (any failure: decoding whole reports it)
             return None
-        header_samples = int(info.frames * features.SAMPLE_RATE / max(info.samplerate, 1))
-        if self._windows(header_samples) <= self._config.chunk_windows:
+        header_seconds = info.frames / max(info.samplerate, 1)
+        if info.format == "MP3":  # a header can understate it: mp3s joined byte-wise keep the first one's
+            header_seconds = max(header_seconds, os.path.getsize(recording) * 8 / MP3_MAX_BITS_PER_SECOND)
+        if self._windows(int(header_seconds * features.SAMPLE_RATE)) <= self._config.chunk_windows:
             return None
         return audio.measure_audio(recording, decoder=decoder)
 
