@@ -13,7 +13,8 @@ with the code as it is now.
 The table then shows what each calibration (the one accuracy.py wrote, and the tagged one) would count on
 the fold's test sets, the same numbers `bench/accuracy.py` reports for its calibrated column (the test sets
 are read with soundfile here, with the counting job's decoder there), and what a threshold fixed for every
-fold would count (chosen with the folds' test sets: an upper bound, not an operating point).
+fold would count (chosen with the folds' test sets: an upper bound, not an operating point), and what the
+written calibration's sweep would have chosen with each rule for breaking ties (TIE_RULES).
 """
 
 import argparse
@@ -28,6 +29,10 @@ from components import audio, calibration, counting, scoring, synthetic_data
 from pipeline_runs import REAL_DATA_ROOT
 
 SWEEP_JSON = "test_sweep.json"
+# Ways to break a tie between calibration thresholds with equally few wrong calls (sorted thresholds → one);
+# calibration.choose_operating_point takes the middle.
+TIE_RULES = {"lowest": lambda tied: tied[0], "middle": lambda tied: tied[(len(tied) - 1) // 2],
+             "highest": lambda tied: tied[-1]}
 
 
 def _scored_set(recording_scorer, config, paths):
@@ -103,6 +108,16 @@ def print_table(fold_dirs, tags) -> None:
                 threshold = json.load(f)["default_rule"]["threshold"]
             chosen[d] = [p["threshold"] for p in sweeps[d]["forest"]].index(threshold)
         print(_row(tag or "as benchmarked", fold_dirs, sweeps, chosen))
+    # The tie rule: each fold's own calibration sweep, its tied fewest-wrong-calls thresholds re-chosen.
+    for rule, pick in TIE_RULES.items():
+        chosen = {}
+        for d in fold_dirs:
+            with open(os.path.join(d, calibration.CALIBRATION_JSON)) as f:
+                sweep = [p for p in json.load(f)["sweep"] if calibration._is_default_rule(p)]
+            fewest = min(p["wrong_calls"] for p in sweep)
+            tied = sorted(p["threshold"] for p in sweep if p["wrong_calls"] == fewest)
+            chosen[d] = [p["threshold"] for p in sweeps[d]["forest"]].index(pick(tied))
+        print(_row(f"ties to the {rule} threshold", fold_dirs, sweeps, chosen))
     thresholds = range(len(sweeps[fold_dirs[0]]["forest"]))
     best = min(thresholds, key=lambda i: statistics.mean(sweeps[d]["forest"][i]["mae"] for d in fold_dirs))
     print(_row("one threshold for all folds, best on their own tests", fold_dirs, sweeps, {d: best for d in fold_dirs}))
