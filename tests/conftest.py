@@ -32,8 +32,8 @@ def tiny_dataset(tmp_path_factory) -> str:
 def trained_pipeline(tmp_path_factory):
     """Two real pipeline runs into one output dir, on the default clips with short recordings.
 
-    The first trains the default model, blesses, pushes and counts the recordings; the second asks
-    for recall and precision above 1.0, so it must neither bless nor push.
+    The first trains the default model (the ensemble and its student), blesses, pushes and counts the
+    recordings; the second asks for a recall above 1.0, so it must neither bless nor push.
     Returns (data_root, output_dir, first report, second report).
     """
     from runners import local_runner

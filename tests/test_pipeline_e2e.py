@@ -1,7 +1,7 @@
 """The real training pipeline (LocalDagRunner, Beam, ML Metadata) on the default synthetic clips.
 
 One output dir, two runs (see `trained_pipeline` in conftest.py): the first must bless and push a
-model that tells calls from noise; the second, with floors above 1.0, must not bless and must not push.
+model that tells calls from noise; the second, with a recall floor above 1.0, must not bless and must not push.
 """
 
 import csv
