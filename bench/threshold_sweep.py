@@ -29,10 +29,14 @@ from components import audio, calibration, counting, scoring, synthetic_data
 from pipeline_runs import REAL_DATA_ROOT
 
 SWEEP_JSON = "test_sweep.json"
-# Ways to break a tie between calibration thresholds with equally few wrong calls (sorted thresholds → one);
-# calibration.choose_operating_point takes the middle.
-TIE_RULES = {"lowest": lambda tied: tied[0], "middle": lambda tied: tied[(len(tied) - 1) // 2],
-             "highest": lambda tied: tied[-1]}
+# Ways to break a tie between calibration thresholds with equally few wrong calls, each from the default
+# rule's sweep to its chosen point: the shipped one (calibration.choose_operating_point: the middle) and
+# the two ends.
+TIE_RULES = {
+    "lowest": lambda sweep: min(calibration.tied_points(sweep), key=lambda p: p["threshold"]),
+    "middle (shipped)": calibration.choose_operating_point,
+    "highest": lambda sweep: max(calibration.tied_points(sweep), key=lambda p: p["threshold"]),
+}
 
 
 def _scored_set(recording_scorer, config, paths):
@@ -108,15 +112,13 @@ def print_table(fold_dirs, tags) -> None:
                 threshold = json.load(f)["default_rule"]["threshold"]
             chosen[d] = [p["threshold"] for p in sweeps[d]["forest"]].index(threshold)
         print(_row(tag or "as benchmarked", fold_dirs, sweeps, chosen))
-    # The tie rule: each fold's own calibration sweep, its tied fewest-wrong-calls thresholds re-chosen.
+    # The tie rule: each fold's own calibration sweep (default merging rule) chosen from again.
     for rule, pick in TIE_RULES.items():
         chosen = {}
         for d in fold_dirs:
             with open(os.path.join(d, calibration.CALIBRATION_JSON)) as f:
                 sweep = [p for p in json.load(f)["sweep"] if calibration._is_default_rule(p)]
-            fewest = min(p["wrong_calls"] for p in sweep)
-            tied = sorted(p["threshold"] for p in sweep if p["wrong_calls"] == fewest)
-            chosen[d] = [p["threshold"] for p in sweeps[d]["forest"]].index(pick(tied))
+            chosen[d] = [p["threshold"] for p in sweeps[d]["forest"]].index(pick(sweep)["threshold"])
         print(_row(f"ties to the {rule} threshold", fold_dirs, sweeps, chosen))
     thresholds = range(len(sweeps[fold_dirs[0]]["forest"]))
     best = min(thresholds, key=lambda i: statistics.mean(sweeps[d]["forest"][i]["mae"] for d in fold_dirs))

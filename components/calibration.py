@@ -95,11 +95,16 @@ def _is_default_rule(point: Dict) -> bool:
     return (point["gap_seconds"], point["min_call_seconds"]) == (features.CALL_GAP_SECONDS, features.MIN_CALL_SECONDS)
 
 
+def tied_points(sweep: Sequence[Dict], tie_calls: int = features.CALIBRATION_TIE_CALLS) -> List[Dict]:
+    """The swept points with the fewest `wrong_calls`, or within `tie_calls` of them."""
+    fewest = min(p["wrong_calls"] for p in sweep)
+    return [p for p in sweep if p["wrong_calls"] <= fewest + tie_calls]
+
+
 def choose_operating_point(sweep: Sequence[Dict], tie_calls: int = features.CALIBRATION_TIE_CALLS) -> Dict:
     """The swept point with the fewest `wrong_calls`; ties (within `tie_calls`) go to the default merging
     rule where it is among them, then to the middle of that rule's tied thresholds (the lower of two)."""
-    fewest = min(p["wrong_calls"] for p in sweep)
-    tied = [p for p in sweep if p["wrong_calls"] <= fewest + tie_calls]
+    tied = tied_points(sweep, tie_calls)
     if any(_is_default_rule(p) for p in tied):
         tied = [p for p in tied if _is_default_rule(p)]
     else:
