@@ -58,6 +58,7 @@ from pipeline_runs import REAL_DATA_ROOT, run_local_pipeline
 COUNT_METRICS = (("mae", "count MAE (calls per recording)"), ("exact", "recordings counted exactly"),
                  ("event_precision", "event precision"), ("event_recall", "event recall"))
 POINTS = ("before", "threshold", "rule")
+CLIP_SCORES_JSON = "clip_scores.json"
 POINT_NAMES = {"before": "eval-clip threshold", "threshold": "calibrated threshold, default rule",
                "rule": "calibrated threshold and merging rule"}
 
@@ -78,6 +79,15 @@ def f1_at(labels: np.ndarray, scores: np.ndarray, threshold: float) -> float:
 
 def fold_clips(data_root: str, fold: int, folds: int):
     return [c for c in dataset.list_labelled_clips(data_root) if dataset.fold_of(c.group, folds) == fold]
+
+
+def score_fold_clips(scorer, data_root: str, fold: int, folds: int):
+    """(clips, labels, scores) of fold `fold`'s clips, each scored on its first 3 s as ingested."""
+    clips = fold_clips(data_root, fold, folds)
+    windows = np.stack([audio.load_clip(c.path) for c in clips])
+    scores = np.concatenate([scorer(windows[i : i + counting.SCORE_BATCH])
+                             for i in range(0, len(windows), counting.SCORE_BATCH)])
+    return clips, np.array([c.label for c in clips]), scores
 
 
 def backgrounds_dir(data_root: str) -> str:
@@ -227,12 +237,15 @@ def run_fold(args, seeds, fold: int) -> dict:
     points = {"before": scoring.default_rule_point(report["threshold"], "eval clips"),
               "threshold": {k: calibrated["default_rule"][k] for k in rule},
               "rule": {k: calibrated["with_rule"][k] for k in rule}}
-    clips = fold_clips(args.data_root, fold, args.folds)
-    labels = np.array([c.label for c in clips])
     scorer = scoring.WindowScorer(model_dir)
-    windows = np.stack([audio.load_clip(c.path) for c in clips])
-    scores = np.concatenate([scorer(windows[i : i + counting.SCORE_BATCH])
-                             for i in range(0, len(windows), counting.SCORE_BATCH)])
+    clips, labels, scores = score_fold_clips(scorer, args.data_root, fold, args.folds)
+    # Every clip's score, of fold k (the test) and of fold k+1 (the eval split the clip threshold is chosen
+    # on), so that other clip-threshold rules can be measured on the same models (bench/clip_thresholds.py).
+    eval_clips, eval_labels, eval_scores = score_fold_clips(scorer, args.data_root, (fold + 1) % args.folds, args.folds)
+    with open(os.path.join(fold_dir, _tagged(args, CLIP_SCORES_JSON)), "w") as f:
+        json.dump({split: [[c.path, int(label), float(score)] for c, label, score in zip(*values)]
+                   for split, values in (("test", (clips, labels, scores)),
+                                         ("eval", (eval_clips, eval_labels, eval_scores)))}, f)
     row = {"fold": fold, "calls": int(labels.sum()), "others": int((1 - labels).sum()), "wall": report["wall"],
            "blessed": report["blessed"], "ap": average_precision(labels, scores), "points": points,
            "calibration": {k: calibrated["chosen"][k] for k in ("mae", "exact", "false_calls_per_hour")}}
