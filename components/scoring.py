@@ -63,6 +63,22 @@ def read_operating_point(model_dir: str) -> Dict:
     return point
 
 
+def read_clip_threshold(model_dir: str) -> Dict:
+    """{threshold, source}: where `score_clips.py` calls a clip a call. The threshold chosen on the eval
+    clips (ThresholdSelector), which site calibration keeps beside the counting point as `eval_threshold`:
+    clips are judged against other clips, calls and tonal birds alike, not against the site's forest, whose
+    calibrated threshold sits far lower (BENCHMARKS.md, "Clip decisions"). The tutorial's threshold where the
+    model carries none."""
+    import tensorflow as tf
+
+    path = os.path.join(model_dir, THRESHOLD_FILE)
+    if not tf.io.gfile.exists(path):
+        return {"threshold": features.TUTORIAL_THRESHOLD, "source": "the tutorial's threshold"}
+    with tf.io.gfile.GFile(path) as f:
+        recorded = json.loads(f.read())
+    return {"threshold": recorded.get("eval_threshold", recorded["threshold"]), "source": "eval clips"}
+
+
 def band_read(model_dir: str) -> float:
     """The highest frequency a model's spectrograms read: the log-mel's (features.MEL_UPPER_HZ) for a frame
     model (the default architecture), else the whole band (the tutorial's |STFT|, older models). From the

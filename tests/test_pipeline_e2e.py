@@ -137,14 +137,30 @@ def test_score_clips_scores_every_clip_and_lists_failures(trained_pipeline, tmp_
     (clips / "broken.wav").write_bytes(b"nope")
     output = tmp_path / "scores.csv"
 
-    score_clips.run(["--model", os.path.join(output_dir, "serving_model"), "--clips", str(clips), "--output", str(output)])
+    model = os.path.join(output_dir, "serving_model")
+    result = score_clips.run(["--model", model, "--clips", str(clips), "--output", str(output)])
 
     with open(output, newline="") as f:
-        scores = {os.path.basename(r["path"]): float(r["score"]) for r in csv.DictReader(f)}
+        rows = {os.path.basename(r["path"]): (float(r["score"]), int(r["call"])) for r in csv.DictReader(f)}
+    scores = {name: score for name, (score, _) in rows.items()}
     assert len(scores) == len(os.listdir(clips)) - 1
     calls = [s for n, s in scores.items() if n.startswith("synth-call")]
     others = [s for n, s in scores.items() if not n.startswith("synth-call")]
     assert calls and others and min(calls) > max(others)
+    # Clips are called at the threshold chosen on these eval clips (kept beside the site-calibrated one),
+    # which gets at most THRESHOLD_TIE_CLIPS of them wrong.
+    with open(os.path.join(scoring.resolve_model_dir(model), scoring.THRESHOLD_FILE)) as f:
+        carried = json.load(f)
+    threshold = result["threshold"]["threshold"]
+    assert threshold == carried["eval_threshold"] and result["threshold"]["source"] == "eval clips"
+    assert all(call == int(score >= threshold) for score, call in rows.values())
+    wrong = sum(call != name.startswith("synth-call") for name, (_, call) in rows.items())
+    assert wrong <= features.THRESHOLD_TIE_CLIPS
+    with_flag = score_clips.run(["--model", model, "--clips", str(clips), "--output", str(tmp_path / "all.csv"),
+                                 "--threshold", "0"])
+    assert with_flag["threshold"] == {"threshold": 0.0, "source": "--threshold"}
+    with open(tmp_path / "all.csv", newline="") as f:
+        assert [int(r["call"]) for r in csv.DictReader(f)] == [1] * len(scores)
     with open(tmp_path / "scores_failures.csv", newline="") as f:
         assert [os.path.basename(r["path"]) for r in csv.DictReader(f)] == ["broken.wav"]
 
