@@ -166,7 +166,7 @@ def format_run_summary(report: Dict) -> str:
     if report.get("reviewed"):
         lines.append(f"  trained with the review labels {report['reviewed']['file']}")
     if report["threshold"] is not None:
-        lines.append(f"  counting threshold (chosen on eval): {report['threshold']:.3f}; "
+        lines.append(f"  threshold chosen on eval clips (score_clips.py calls clips there): {report['threshold']:.3f}; "
                      f"PR curve: {os.path.join(report['threshold_uri'], 'pr_curve.png')}")
     calibration = report.get("calibration")
     if calibration and calibration.get("calibrated") == 1:
