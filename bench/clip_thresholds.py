@@ -8,7 +8,8 @@ points it counted at) and scores fold k's clips at:
 - the eval-clip threshold (ThresholdSelector on the Evaluator's confusion matrices: what `score_clips.py`
   calls clips at);
 - the site-calibrated threshold (what `count_calls.py` counts at);
-- ThresholdSelector's rule applied to the eval clips' scores here (a check: it should equal the first);
+- ThresholdSelector's rule applied to the eval clips' scores here (a check on the first; the Evaluator's eval
+  split also holds site windows, so it can differ where eval clips tie);
 - the best threshold for fold k itself (a bound, not an operating point: it is chosen with the fold).
 Prints each training's mean F1 over its folds, the mean over trainings and their spread, and per fold
 the thresholds. `--show-errors` lists the clips each fold gets wrong at the eval-clip threshold.

@@ -51,13 +51,9 @@ def read_operating_point(model_dir: str) -> Dict:
     """{threshold, gap_seconds, min_call_seconds, source}: how the counting job turns this model's scores
     into calls. The model's own when the pipeline recorded one (site calibration, else the eval-clip
     threshold), else the tutorial's threshold; the merging rule's defaults where it recorded none."""
-    import tensorflow as tf
-
     point = default_rule_point(features.TUTORIAL_THRESHOLD, "the tutorial's threshold")
-    path = os.path.join(model_dir, THRESHOLD_FILE)
-    if tf.io.gfile.exists(path):
-        with tf.io.gfile.GFile(path) as f:
-            recorded = json.loads(f.read())
+    recorded = _recorded_thresholds(model_dir)
+    if recorded is not None:
         point.update({key: recorded[key] for key in point if key in recorded})
         point["source"] = recorded.get("source", "eval clips")
     return point
@@ -69,14 +65,21 @@ def read_clip_threshold(model_dir: str) -> Dict:
     clips are judged against other clips, calls and tonal birds alike, not against the site's forest, whose
     calibrated threshold sits far lower (BENCHMARKS.md, "Clip decisions"). The tutorial's threshold where the
     model carries none."""
+    recorded = _recorded_thresholds(model_dir)
+    if recorded is None:
+        return {"threshold": features.TUTORIAL_THRESHOLD, "source": "the tutorial's threshold"}
+    return {"threshold": recorded.get("eval_threshold", recorded["threshold"]), "source": "eval clips"}
+
+
+def _recorded_thresholds(model_dir: str) -> Optional[Dict]:
+    """The model's threshold.json (THRESHOLD_FILE), or None where the pipeline wrote none."""
     import tensorflow as tf
 
     path = os.path.join(model_dir, THRESHOLD_FILE)
     if not tf.io.gfile.exists(path):
-        return {"threshold": features.TUTORIAL_THRESHOLD, "source": "the tutorial's threshold"}
+        return None
     with tf.io.gfile.GFile(path) as f:
-        recorded = json.loads(f.read())
-    return {"threshold": recorded.get("eval_threshold", recorded["threshold"]), "source": "eval clips"}
+        return json.loads(f.read())
 
 
 def band_read(model_dir: str) -> float:

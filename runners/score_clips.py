@@ -25,7 +25,7 @@ def run(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="a SavedModel, or the Pusher's serving_model folder")
     parser.add_argument("--clips", required=True, help="folder of clips (searched recursively)")
-    parser.add_argument("--output", required=True, help="CSV to write: path,score")
+    parser.add_argument("--output", required=True, help="CSV to write: path,score,call")
     parser.add_argument("--pad", choices=[features.PAD_FRONT, features.PAD_BACK], default=features.DEFAULT_PAD)
     parser.add_argument("--threshold", type=float, default=None,
                         help="call a clip at this score or above (default: the model's clip threshold)")
