@@ -35,19 +35,10 @@ RULE_NAMES = {"eval_clip": "eval-clip threshold (score_clips.py)", "calibrated":
 GRID = np.linspace(0.0, 1.0, configs.PR_CURVE_THRESHOLDS)
 
 
-def pr_points(labels: np.ndarray, scores: np.ndarray):
-    """As threshold.pr_points reads them from TFMA: {threshold, precision, recall, f1, errors} per grid step."""
-    points = []
-    for t in GRID:
-        called = scores >= t
-        tp = int(np.sum(called & (labels == 1)))
-        fp = int(np.sum(called & (labels == 0)))
-        fn = int(np.sum(~called & (labels == 1)))
-        precision = tp / (tp + fp) if tp + fp else 1.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        points.append({"threshold": float(t), "precision": precision, "recall": recall,
-                       "f1": 2 * tp / max(1, 2 * tp + fp + fn), "errors": fp + fn})
-    return points
+def error_points(labels: np.ndarray, scores: np.ndarray):
+    """What ThresholdSelector's rule (threshold.choose_threshold) reads of each grid step: the wrong clips
+    (false alarms + missed calls)."""
+    return [{"threshold": float(t), "errors": int(np.sum((scores >= t) != (labels == 1)))} for t in GRID]
 
 
 def fold_thresholds(fold_dir: str) -> dict:
@@ -60,8 +51,8 @@ def fold_thresholds(fold_dir: str) -> dict:
     labels, scores, paths = split["test"]
     eval_labels, eval_scores, _ = split["eval"]
     thresholds = {"eval_clip": row["points"]["before"]["threshold"], "calibrated": row["points"]["threshold"]["threshold"],
-                  "selector_here": threshold_selector.choose_threshold(pr_points(eval_labels, eval_scores))["threshold"],
-                  "own_best": max(pr_points(labels, scores), key=lambda p: p["f1"])["threshold"]}
+                  "selector_here": threshold_selector.choose_threshold(error_points(eval_labels, eval_scores))["threshold"],
+                  "own_best": float(max(GRID, key=lambda t: f1_at(labels, scores, t)))}
     return {"fold": row["fold"], "thresholds": thresholds,
             "f1": {rule: f1_at(labels, scores, t) for rule, t in thresholds.items()},
             "wrong": [(os.path.relpath(p, os.path.dirname(os.path.dirname(p))), int(l), float(s))
