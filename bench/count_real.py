@@ -21,6 +21,7 @@ of its "vs" column:
   counting:windows the same with the networks run on every window (--window-by-window)
   counting:spectrograms  the same with each window's spectrogram computed on its own (--spectrograms-by-window)
   counting:float32 the same with the networks in float32 (--float32), where the CPU has bfloat16
+  counting:glibc   the same with glibc's malloc as it comes (count_calls.py sets it to keep freed memory)
   counting:other   the same with --other-model (e.g. one network against three, in the same run)
   counting:A+B     options together, e.g. counting:spectrograms+float32 (the counting of before both levers)
   counting:hop3    the same with 3 s windows without overlap (--hop-seconds 3)
@@ -172,13 +173,17 @@ def _counting(recordings: str, model: str, extra: list) -> dict:
 
 def child(method: str, args: argparse.Namespace) -> None:
     """Runs one method in this process and prints its result as JSON on the last line."""
+    name, _, option = method.partition(":")
+    if name == "counting" and "glibc" not in option.split("+"):
+        from components import malloc
+
+        malloc.keep_freed_memory()  # as count_calls.py's command line does, before any thread starts
     from runners import quiet  # noqa: F401
     import apache_beam  # noqa: F401  (imports are start-up, not throughput: done before the clock starts)
     import tensorflow  # noqa: F401
     import tensorflow_io  # noqa: F401
 
     started = time.time()
-    name, _, option = method.partition(":")
     if name == "decode-only":
         fast = option.startswith("mpg123")
         threads = option.removeprefix("mpg123").strip(":")
@@ -195,7 +200,7 @@ def child(method: str, args: argparse.Namespace) -> None:
         options = option.split("+")  # e.g. counting:other+float32
         by_option = {"": [], "hop3": ["--hop-seconds", "3"], "windows": ["--window-by-window"],
                      "spectrograms": ["--spectrograms-by-window"], "in_memory": ["--direct_running_mode=in_memory"],
-                     "float32": ["--float32"], "soundfile": [], "fullband": [], "reader": [], "other": []}
+                     "float32": ["--float32"], "glibc": [], "soundfile": [], "fullband": [], "reader": [], "other": []}
         extra = [flag for name in options for flag in by_option[name]]
         if "soundfile" in options:  # the workers are threads of this process: they see the change
             from components import mpg123
@@ -214,7 +219,9 @@ def child(method: str, args: argparse.Namespace) -> None:
             scoring.band_read = lambda model_dir: features.FULL_BAND_HZ
         result = _counting(args.recordings, args.other_model if "other" in options else args.model, extra)
     result["wall_seconds"] = time.time() - started
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024
+    result["page_faults"] = usage.ru_minflt  # fresh pages the kernel faulted in (and zeroed), start-up included
     print(json.dumps(result))
 
 
@@ -248,7 +255,8 @@ def main():
     results = {}
     for method, runs in rounds.items():
         results[method] = dict(runs[0], wall_seconds=float(np.median([r["wall_seconds"] for r in runs])),
-                               peak_rss_mb=max(r["peak_rss_mb"] for r in runs))
+                               peak_rss_mb=max(r["peak_rss_mb"] for r in runs),
+                               page_faults=float(np.median([r["page_faults"] for r in runs])))
         if runs[0].get("steady_rate"):
             results[method]["steady_rate"] = float(np.median([r["steady_rate"] for r in runs]))
     floor_method = methods[0]
@@ -259,13 +267,13 @@ def main():
           f"(done before the clock starts in every method) and includes model loading; the median of {args.rounds} "
           f"round(s), methods in turn. Steady state: counting's audio after its first tenth of the recordings, "
           f"over the time it took.\n")
-    print(f"| method | wall s | × realtime | steady × realtime | steady vs {floor_method} | peak RSS MB |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| method | wall s | × realtime | steady × realtime | steady vs {floor_method} | peak RSS MB | page faults |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for method, r in results.items():
         rate = r["audio_seconds"] / r["wall_seconds"]
         steady = r.get("steady_rate") or rate
         print(f"| {method} | {r['wall_seconds']:.1f} | {rate:,.0f} | {steady:,.0f} | {steady / floor_rate:.2f} | "
-              f"{r['peak_rss_mb']:,.0f} |")
+              f"{r['peak_rss_mb']:,.0f} | {r['page_faults']:,.0f} |")
     for method, r in results.items():
         if "decoders" in r:
             print(f"- {method}: files by decoder {r['decoders']}; networks in {r['networks']}")

@@ -21,7 +21,7 @@ import os
 import sys
 
 from runners import quiet  # noqa: F401  (must precede TensorFlow)
-from components import calibration, counting, files, scoring
+from components import calibration, counting, files, malloc, scoring
 from model import features
 from pipeline import beam_options, dask_cluster
 from runners import pipeline_flags
@@ -106,5 +106,8 @@ def summary_line(summary: dict, output_dir: str) -> str:
 
 
 if __name__ == "__main__":
+    # Before the job starts its threads: each recording's buffers reuse the last one's memory, not fresh
+    # pages (components/malloc.py). Not on import: a process that trains (the tests) keeps glibc's default.
+    malloc.keep_freed_memory()
     quiet.setup_logging()
     run()
