@@ -26,6 +26,9 @@ of its "vs" column:
   counting:A+B     options together, e.g. counting:spectrograms+float32 (the counting of before both levers)
   counting:hop3    the same with 3 s windows without overlap (--hop-seconds 3)
   counting:in_memory, counting:processes:N, counting:threads:N   other DirectRunner modes and worker counts
+  no-beam:N        counting's own steps (decoder, chunk, warm scorer, rules) on N plain threads without Beam:
+                   what the DirectRunner costs on top
+  stages           the same steps one recording after another, each stage timed (ms per recording)
   tutorial         the tutorial's method: tfio decode + tfio resample, 3 s non-overlapping windows,
                    the `tutorial` architecture's model, threshold 0.99, consecutive positive windows = one call
 With --copies N every recording is listed N times (links under other names), so start-up is amortised.
@@ -149,6 +152,62 @@ def _tutorial(recordings: str, model: str) -> dict:
     return {"audio_seconds": seconds, "counts": counts}
 
 
+def _without_beam(recordings: str, model: str, threads: int, time_stages: bool = False) -> dict:
+    """Counting's steps for each recording of one chunk, as DecodeRecordingFn, RunInference and MergeCallsFn
+    run them, on `threads` plain threads. With `time_stages` (one thread), also the time of each stage of the
+    scoring (`scorer.recording_track`'s parts, run again beside it)."""
+    import functools
+
+    from components import audio, counting, scoring
+    from components.counting import rules, scorer, windows
+    from components.counting.config import CountingConfig
+    from model import features
+
+    model_dir = scoring.resolve_model_dir(model)
+    point = scoring.read_operating_point(model_dir)
+    config = CountingConfig.of(point["threshold"], band_hz=scoring.band_read(model_dir),
+                               gap_seconds=point["gap_seconds"], min_call_seconds=point["min_call_seconds"])
+    recording_scorer = scorer.warm_scorer(model_dir, config)
+    net = recording_scorer.model
+    stages, finished = {}, []
+
+    def timed(stage, function, *args):
+        begun = time.perf_counter()
+        result = function(*args)
+        stages[stage] = stages.get(stage, 0.0) + time.perf_counter() - begun
+        return result
+
+    def stage_times(chunk) -> None:
+        starts = chunk.starts - chunk.offset
+        frames = (starts[-1] - starts[0]) // features.MEL_FRAME_STEP + features.MEL_FRAMES
+        timed("of which log-mel", scorer.stretch_log_mel, chunk.samples[starts[0]:], frames, net)
+        spectrograms = timed("spectrograms", scorer.window_spectrograms, chunk.samples, starts, net)
+        first_frames = (starts - starts[0]) // features.MEL_FRAME_STEP
+        stitched = timed("stitching", windows.stitch_spectrograms, first_frames, spectrograms)
+        timed("networks", scorer.sequence_scores, stitched, net)
+
+    def count(path: str):
+        decoder = audio.fast_decoder(path, config.band_hz)
+        samples = timed("decoding", functools.partial(audio.load_audio, decoder=decoder), path)
+        chunk = windows.split_chunk(windows.whole_chunk(path, samples, config, decoder), config)[0]
+        if time_stages:
+            stage_times(chunk)
+        calls = rules.calls_in([recording_scorer.score(chunk)], config)[0]
+        finished.append((time.time(), len(samples) / features.SAMPLE_RATE))
+        return os.path.basename(path), len(calls)
+
+    with ThreadPoolExecutor(threads) as pool:
+        counts = dict(pool.map(count, counting.list_recordings(recordings)))
+    first = len(finished) // 10
+    result = {"audio_seconds": sum(seconds for _, seconds in finished), "counts": counts}
+    if time_stages:
+        result["stages_ms"] = {stage: round(1000 * total / len(finished), 1) for stage, total in stages.items()}
+    else:  # as _counting's
+        result["steady_rate"] = (sum(seconds for _, seconds in finished[first + 1 :])
+                                 / (finished[-1][0] - finished[first][0]))
+    return result
+
+
 def _counting(recordings: str, model: str, extra: list) -> dict:
     from components.counting import transform
     from runners import count_calls
@@ -174,7 +233,7 @@ def _counting(recordings: str, model: str, extra: list) -> dict:
 def child(method: str, args: argparse.Namespace) -> None:
     """Runs one method in this process and prints its result as JSON on the last line."""
     name, _, option = method.partition(":")
-    if name == "counting" and "glibc" not in option.split("+"):
+    if name in ("counting", "no-beam", "stages") and "glibc" not in option.split("+"):
         from components import malloc
 
         malloc.keep_freed_memory()  # as count_calls.py's command line does, before any thread starts
@@ -192,6 +251,8 @@ def child(method: str, args: argparse.Namespace) -> None:
         result = _soundfile_only(args.recordings, int(option or 1))
     elif name == "tutorial":
         result = _tutorial(args.recordings, args.tutorial_model)
+    elif name in ("no-beam", "stages"):
+        result = _without_beam(args.recordings, args.model, int(option or 1), time_stages=name == "stages")
     elif option.startswith(("processes", "threads")):
         mode = "multi_processing" if option.startswith("processes") else "multi_threading"
         extra = [f"--direct_running_mode={mode}", f"--direct_num_workers={option.split(':')[1]}"]
@@ -275,6 +336,8 @@ def main():
         print(f"| {method} | {r['wall_seconds']:.1f} | {rate:,.0f} | {steady:,.0f} | {steady / floor_rate:.2f} | "
               f"{r['peak_rss_mb']:,.0f} | {r['page_faults']:,.0f} |")
     for method, r in results.items():
+        if "stages_ms" in r:
+            print(f"- {method}: ms per recording {r['stages_ms']}")
         if "decoders" in r:
             print(f"- {method}: files by decoder {r['decoders']}; networks in {r['networks']}")
     counted = {m: r["counts"] for m, r in results.items() if "counts" in r}
