@@ -74,23 +74,30 @@ def trim_silence(clip: np.ndarray) -> np.ndarray:
     return clip[sounding[0] : sounding[-1] + 1] if len(sounding) else clip[:0]
 
 
-def match_events(
+def matched_pairs(
     detections: Sequence[Tuple[float, float]], calls: Sequence[Tuple[float, float]]
-) -> int:
-    """How many calls a detection matches, one to one: a detection matches a call it overlaps,
+) -> List[Tuple[int, int]]:
+    """(detection index, call index) of each match, one to one: a detection matches a call it overlaps,
     pairs taken in order of overlap."""
     pairs = sorted(
         ((min(d[1], c[1]) - max(d[0], c[0]), i, j) for i, d in enumerate(detections) for j, c in enumerate(calls)
          if min(d[1], c[1]) > max(d[0], c[0])),
         reverse=True,
     )
-    used_d, used_c, matched = set(), set(), 0
+    used_d, used_c, matched = set(), set(), []
     for _, i, j in pairs:
         if i not in used_d and j not in used_c:
             used_d.add(i)
             used_c.add(j)
-            matched += 1
+            matched.append((i, j))
     return matched
+
+
+def match_events(
+    detections: Sequence[Tuple[float, float]], calls: Sequence[Tuple[float, float]]
+) -> int:
+    """How many calls a detection matches (`matched_pairs`)."""
+    return len(matched_pairs(detections, calls))
 
 
 def count_scores(

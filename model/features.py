@@ -110,8 +110,8 @@ CALIBRATION_MAX_CALLS = 8
 CALIBRATION_SNR_DB = (-10.0, 6.0)
 CALIBRATION_GAPS_S = ((0.25, 0.3, 2.0), (0.35, 2.0, 6.0), (0.4, 6.0, 30.0))
 CALIBRATION_SEED = 0
-# Of the operating points with the fewest wrong calls (missed + extra + false), the highest threshold
-# wins: it keeps the most distance from the background sounds behind false calls (components/
+# Of the operating points with the fewest wrong calls (missed + extra + false), the middle of the tied
+# thresholds wins: it keeps the most distance from both missed and false calls (components/
 # calibration.py says why). No tolerance: a one-call tolerance traded a real miss for that distance
 # (BENCHMARKS.md, "Site calibration").
 CALIBRATION_TIE_CALLS = 0
