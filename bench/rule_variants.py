@@ -20,6 +20,7 @@ inside the call, and whether a detection covering it went to a neighbouring call
 """
 
 import argparse
+import csv
 import glob
 import json
 import math
@@ -40,13 +41,13 @@ from pipeline_runs import REAL_DATA_ROOT
 TRACKS_PKL = "rule_tracks.pkl"
 
 
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-6), 1 - 1e-6)
-    return math.log(p / (1 - p))
+def _log_odds(p):
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
 
 
 def _below(threshold: float, logits: float) -> float:
-    return 1 / (1 + math.exp(-(_logit(threshold) - logits)))
+    return float(1 / (1 + np.exp(logits - _log_odds(threshold))))
 
 
 def default_rule(times, scores, threshold):
@@ -71,7 +72,7 @@ def split_at_dips(depth: float) -> Callable:
         out = []
         for start, end, peak in rules.frame_calls(times, scores, threshold):
             inside = (times >= start - 1e-6) & (times + step <= end + 1e-6)
-            t, s = times[inside], np.log(np.clip(scores[inside], 1e-6, 1 - 1e-6) / (1 - np.clip(scores[inside], 1e-6, 1 - 1e-6)))
+            t, s = times[inside], _log_odds(scores[inside])
             left = np.maximum.accumulate(s)
             right = np.maximum.accumulate(s[::-1])[::-1]
             dip = (s <= np.minimum(left, right) - depth)
@@ -111,7 +112,8 @@ def _track(chunks, config):
 
 
 def score_fold(fold_dir: str, data_root: str, folds: int) -> dict:
-    """The fold's calibration and test tracks: {set: [(name, times, scores, truth)]} and the eval threshold."""
+    """The fold's calibration and test tracks: {set: [(name, times, scores, truth, seconds)]}, and each
+    planted set's loudness by (recording, start) as '<set>_snr'."""
     fold = int(os.path.basename(fold_dir).replace("fold", ""))
     with open(os.path.join(fold_dir, "report.json")) as f:
         report = json.load(f)
@@ -145,17 +147,13 @@ def score_fold(fold_dir: str, data_root: str, folds: int) -> dict:
         folder = os.path.join(planted_root, kind)
         truth = synthetic_data.read_forest_truth(folder)
         calls = synthetic_data.read_forest_calls(folder)
-        snr = {}
-        with open(os.path.join(folder, synthetic_data.CALLS_CSV)) as f:
-            for line in f.read().splitlines()[1:]:
-                name, start, _, db = line.split(",")
-                snr[(name, float(start))] = float(db)
+        with open(os.path.join(folder, synthetic_data.CALLS_CSV), newline="") as f:
+            snr = {(row["recording"], float(row["start_s"])): float(row["snr_db"]) for row in csv.DictReader(f)}
         tracks[kind] = [counted(path, calls[os.path.basename(path)])
                         for path in sorted(glob.glob(os.path.join(folder, "*.mp3")))]
         tracks[kind + "_snr"] = snr
         assert len(tracks[kind]) == len(truth)
     tracks["plain"] = [counted(path, []) for path in accuracy.fold_backgrounds(data_root, fold, folds)]
-    tracks["eval_threshold"] = report["threshold"]
     return tracks
 
 
@@ -244,13 +242,13 @@ def main():
             tracks = pickle.load(f)
         results[fold_dir] = {name + grid: evaluate(RULES[name], tracks, GRIDS[grid])
                              for grid in args.grids for name in args.rules}
-        default = evaluate(default_rule, tracks)
+        default = results[fold_dir].get("default") or evaluate(default_rule, tracks)
         misses += missed_calls(tracks, default["threshold"])
         with open(os.path.join(fold_dir, "row.json")) as f:  # the check: the default rule as accuracy.py counted it
             benchmarked = json.load(f)["threshold"]["forest"]
         print(f"{fold_dir}: default rule MAE {default['forest']['mae']:.3f} recall "
-                  f"{default['forest']['event_recall']:.3f} at {default['threshold']}; accuracy.py: MAE "
-                  f"{benchmarked['mae']:.3f} recall {benchmarked['event_recall']:.3f}", flush=True)
+              f"{default['forest']['event_recall']:.3f} at {default['threshold']}; accuracy.py: MAE "
+              f"{benchmarked['mae']:.3f} recall {benchmarked['event_recall']:.3f}", flush=True)
     print_table(results, [name + grid for grid in args.grids for name in args.rules])
     print_misses(misses)
 
