@@ -119,34 +119,40 @@ def _scored(name: str, samples: np.ndarray, scorer: counting.RecordingScorer, co
     return scorer.score(counting.whole_chunk(name, samples, config))
 
 
+def count_errors(planted: Sequence[Tuple[Sequence, Sequence]], plain: Sequence[Sequence], plain_hours: float) -> Dict:
+    """Wrong calls of any counting rule: planted [(found calls, true calls)] and the calls found on plain
+    backgrounds of `plain_hours` in all; calls as (start_s, end_s, ...)."""
+    errors = [len(found) - len(truth) for found, truth in planted]
+    matched = sum(planting.match_events([d[:2] for d in found], [t[:2] for t in truth]) for found, truth in planted)
+    calls = sum(len(truth) for _, truth in planted)
+    missed, unmatched = calls - matched, sum(len(found) for found, _ in planted) - matched
+    false_calls = sum(len(found) for found in plain)
+    return {
+        "mae": float(np.mean(np.abs(errors))) if errors else 0.0,
+        "exact": float(np.mean(np.equal(errors, 0))) if errors else 1.0,
+        "missed": missed, "unmatched": unmatched,  # false calls in planted recordings, or calls counted twice
+        "event_recall": matched / calls if calls else 1.0,
+        "false_calls": false_calls,
+        "false_calls_per_hour": false_calls / plain_hours if plain_hours else 0.0,
+        # Counted call by call, not recording by recording: a miss and a false call in one recording are
+        # two errors, though its count comes out right.
+        "wrong_calls": missed + unmatched + false_calls,
+    }
+
+
 def measure(point: Dict, planted: Sequence, plain: Sequence, config: counting.CountingConfig) -> Dict:
     """Count errors on the planted recordings and false calls on the plain backgrounds at one point.
 
     planted: [(scored chunk, truth)]; plain: [scored chunk].
     """
     rule = dataclasses.replace(config, **{k: point[k] for k in ("threshold", "gap_seconds", "min_call_seconds")})
-    errors, matched, calls, detections = [], 0, 0, 0
-    for scored, truth in planted:
-        found = counting.calls_in([scored], rule)[0]
-        errors.append(len(found) - len(truth))
-        matched += planting.match_events([d[:2] for d in found], [t[:2] for t in truth])
-        calls += len(truth)
-        detections += len(found)
-    false_calls = sum(len(counting.calls_in([scored], rule)[0]) for scored in plain)
-    hours = sum(scored.seconds for scored in plain) / 3600
-    missed, unmatched = calls - matched, detections - matched
-    return {
-        **point,
-        "mae": float(np.mean(np.abs(errors))) if errors else 0.0,
-        "exact": float(np.mean(np.equal(errors, 0))) if errors else 1.0,
-        "missed": missed, "unmatched": unmatched,  # false calls in planted recordings, or calls counted twice
-        "event_recall": matched / calls if calls else 1.0,
-        "false_calls": false_calls,
-        "false_calls_per_hour": false_calls / hours if hours else 0.0,
-        # Counted call by call, not recording by recording: a miss and a false call in one recording are
-        # two errors, though its count comes out right.
-        "wrong_calls": missed + unmatched + false_calls,
-    }
+
+    def found(scored):
+        return counting.calls_in([scored], rule)[0]
+
+    return {**point, **count_errors([(found(scored), truth) for scored, truth in planted],
+                                    [found(scored) for scored in plain],
+                                    sum(scored.seconds for scored in plain) / 3600)}
 
 
 def calibrate(scorer, calls: Sequence[np.ndarray], backgrounds: Sequence[Background], eval_threshold: float,
