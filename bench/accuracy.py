@@ -9,7 +9,7 @@
                              [--reviewed LABELS.csv]  (train on a review's labelled snippets as well)
                              [--student]  (one network distilled from the ensemble)
                              [--teacher]  (with --student --reuse-models: count the ensemble it learnt from)
-                             [--augmentations NAME ...]  (recording-chain and source variations as well)
+                             [--augmentations [NAME ...]]  (recording-chain variations; default: band_noise; bare: none)
 
 Every training t and test fold k (of the source groups, XC<id> / sound name) gets a model that has seen
 nothing of fold k: `runners/local_runner.py --fold k+1 N --held-out-fold k` trains on the other three
@@ -386,8 +386,10 @@ def main():
     parser.add_argument("--unlabelled", default=None, metavar="DIR_OR_GLOB",
                         help="with --student: unlabelled recordings whose windows the student also learns from "
                              "(default: the data's 'Forest Recordings/', nobody's test; '': none)")
-    parser.add_argument("--augmentations", nargs="+", default=[], choices=constants.AUGMENTATIONS, metavar="NAME",
-                        help="train with these variations as well (local_runner.py --augmentations)")
+    parser.add_argument("--augmentations", nargs="*", default=list(configs.AUGMENTATIONS),
+                        choices=constants.AUGMENTATIONS, metavar="NAME",
+                        help="train with these variations as well (local_runner.py --augmentations; default: "
+                             "configs.AUGMENTATIONS; no name: none)")
     parser.add_argument("--calibrate-on", choices=("others", "untrained"), default="others",
                         help="site calibration's backgrounds: every fold's but the test fold's (default), or only "
                              "the eval fold's, which a site-trained model has not trained on")

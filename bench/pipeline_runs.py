@@ -17,7 +17,8 @@ REAL_DATA_ROOT = os.path.join(HERE, "..", "..", "shared", "capuchin")
 def run_local_pipeline(
     data_root: str, output_dir: str, architecture: str, fold: Optional[Tuple[int, int]] = None, quiet: bool = False,
     ensemble_seeds: Optional[Sequence[int]] = None, held_out_fold: Optional[int] = None,
-    train_backgrounds: str = "", reviewed: str = "", student: bool = configs.STUDENT, augmentations: Sequence[str] = (),
+    train_backgrounds: str = "", reviewed: str = "", student: bool = configs.STUDENT,
+    augmentations: Sequence[str] = configs.AUGMENTATIONS,
     unlabelled: str = "",
 ) -> Tuple[dict, float]:
     """Ingestion + the whole pipeline in a fresh `output_dir`, training only (no counting), with the
@@ -26,7 +27,7 @@ def run_local_pipeline(
     are added as training clips (local_runner.py --reviewed). `student`: distil the ensemble into one network
     and export that (--student; else --no-student; default: the pipeline's); `unlabelled`: recordings whose
     windows it also learns from (--unlabelled).
-    `augmentations`: local_runner.py --augmentations.
+    `augmentations`: local_runner.py --augmentations (none: an empty one).
 
     Returns the run's report (metrics, blessing, threshold, ingestion summary) and its wall seconds.
     """
@@ -42,7 +43,7 @@ def run_local_pipeline(
         ["--held-out-fold", str(held_out_fold)] if held_out_fold is not None else []) + (
         ["--ensemble-seeds", *map(str, ensemble_seeds)] if ensemble_seeds else []) + (
         ["--reviewed", reviewed] if reviewed else []) + (["--student" if student else "--no-student"]) + (
-        ["--augmentations", *augmentations] if augmentations else []) + ["--unlabelled", unlabelled]
+        ["--augmentations", *augmentations]) + ["--unlabelled", unlabelled]
     started = time.time()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL if quiet else None)
     wall = time.time() - started

@@ -43,9 +43,11 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
                         help="'default' architecture only: after the ensemble, distil it into one network (a third "
                              "of the scoring cost) and push that instead (default: on, configs.STUDENT; "
                              "--no-student pushes the ensemble)")
-    parser.add_argument("--augmentations", nargs="+", choices=constants.AUGMENTATIONS, default=[], metavar="NAME",
+    parser.add_argument("--augmentations", nargs="*", choices=constants.AUGMENTATIONS,
+                        default=list(configs.AUGMENTATIONS), metavar="NAME",
                         help="'default' architecture only: recording-chain and source variations to train with as "
-                             f"well ({', '.join(constants.AUGMENTATIONS)}; model/constants.py; none by default)")
+                             f"well ({', '.join(constants.AUGMENTATIONS)}; model/constants.py; default: "
+                             f"{' '.join(configs.AUGMENTATIONS)}, configs.AUGMENTATIONS; no name: none)")
     parser.add_argument("--recall-floor", type=float, default=configs.RECALL_FLOOR,
                         help="the Evaluator blesses only a model that reaches this recall at a threshold where "
                              "precision holds its floor")
