@@ -9,7 +9,7 @@
                              [--reviewed LABELS.csv]  (train on a review's labelled snippets as well)
                              [--student]  (one network distilled from the ensemble)
                              [--teacher]  (with --student --reuse-models: count the ensemble it learnt from)
-                             [--augmentations [NAME ...]]  (recording-chain variations; default: band_noise; bare: none)
+                             [--augmentations [NAME ...]]  (recording-chain variations; default: configs.AUGMENTATIONS, none)
 
 Every training t and test fold k (of the source groups, XC<id> / sound name) gets a model that has seen
 nothing of fold k: `runners/local_runner.py --fold k+1 N --held-out-fold k` trains on the other three

@@ -16,9 +16,9 @@ ARCHITECTURE = constants.ARCHITECTURE_DEFAULT
 # (BENCHMARKS.md, "One network distilled from three"). --no-student pushes the ensemble itself.
 STUDENT = True
 # Recording-chain variations they train with unless told otherwise (--augmentations NAME ...; none with
-# a bare --augmentations). Noise inside the call band: on the k-fold benchmark's folds 0-1 it counted better
-# in both trainings, and called clips better (BENCHMARKS.md, "Augmentations"); the others are not kept.
-AUGMENTATIONS = ("band_noise",)
+# a bare --augmentations). None: noise inside the call band counted folds 0-1 better, but fold 2 worse, with
+# false calls on its plain backgrounds (BENCHMARKS.md, "Tried and not kept").
+AUGMENTATIONS = ()
 
 # Evaluator gate (on the eval groups): a model is blessed only when, at some threshold where its precision is
 # at least PRECISION_FLOOR, its recall is at least RECALL_FLOOR, and that recall fell by no more than

@@ -47,7 +47,7 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
                         default=list(configs.AUGMENTATIONS), metavar="NAME",
                         help="'default' architecture only: recording-chain and source variations to train with as "
                              f"well ({', '.join(constants.AUGMENTATIONS)}; model/constants.py; default: "
-                             f"{' '.join(configs.AUGMENTATIONS)}, configs.AUGMENTATIONS; no name: none)")
+                             f"{' '.join(configs.AUGMENTATIONS) or 'none'}, configs.AUGMENTATIONS; no name: none)")
     parser.add_argument("--recall-floor", type=float, default=configs.RECALL_FLOOR,
                         help="the Evaluator blesses only a model that reaches this recall at a threshold where "
                              "precision holds its floor")

@@ -36,7 +36,7 @@ def test_given_values_win_and_the_tutorial_architecture_is_one_network():
     assert tutorial["epochs"] == constants.TUTORIAL_EPOCHS and tutorial["ensemble_seeds"] == [constants.SEED]
     assert _settings("--student")["student"] is True and _settings("--no-student")["student"] is False
     assert _settings("--augmentations", "speed", "band_noise")["augmentations"] == ["speed", "band_noise"]
-    assert settings["augmentations"] == list(configs.AUGMENTATIONS) == ["band_noise"]  # noise in the call band
+    assert settings["augmentations"] == list(configs.AUGMENTATIONS) == []
     assert _settings("--augmentations")["augmentations"] == [] and tutorial["augmentations"] == []
     assert _settings("--architecture", constants.ARCHITECTURE_TUTORIAL, "--student")["student"] is False
 
