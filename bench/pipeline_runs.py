@@ -42,8 +42,8 @@ def run_local_pipeline(
     ] + (["--fold", str(fold[0]), str(fold[1])] if fold else []) + (
         ["--held-out-fold", str(held_out_fold)] if held_out_fold is not None else []) + (
         ["--ensemble-seeds", *map(str, ensemble_seeds)] if ensemble_seeds else []) + (
-        ["--reviewed", reviewed] if reviewed else []) + (["--student" if student else "--no-student"]) + (
-        ["--augmentations", *augmentations]) + ["--unlabelled", unlabelled]
+        ["--reviewed", reviewed] if reviewed else []) + (["--student" if student else "--no-student"]) + [
+        "--augmentations", *augmentations, "--unlabelled", unlabelled]
     started = time.time()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL if quiet else None)
     wall = time.time() - started

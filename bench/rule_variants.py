@@ -46,8 +46,9 @@ def _log_odds(p):
     return np.log(p / (1 - p))
 
 
-def _below(threshold: float, logits: float) -> float:
-    return float(1 / (1 + np.exp(logits - _log_odds(threshold))))
+def _moved(threshold: float, logits: float) -> float:
+    """The threshold moved `logits` in log-odds (up where positive)."""
+    return float(1 / (1 + np.exp(-logits - _log_odds(threshold))))
 
 
 def default_rule(times, scores, threshold):
@@ -58,7 +59,7 @@ def hysteresis(logits: float) -> Callable:
     """A call is found by its peak at or above the threshold and measured (its length, its joins) at a
     low threshold `logits` below it in log-odds."""
     def rule(times, scores, threshold):
-        return rules.frame_calls(times, scores, threshold, low_threshold=_below(threshold, logits))
+        return rules.frame_calls(times, scores, threshold, low_threshold=_moved(threshold, -logits))
     return rule
 
 
@@ -85,15 +86,11 @@ def split_at_dips(depth: float) -> Callable:
     return rule
 
 
-def _above(threshold: float, logits: float) -> float:
-    return float(1 / (1 + np.exp(-logits - _log_odds(threshold))))
-
-
 def short_if_loud(logits: float, seconds: float = 0.5) -> Callable:
     """The default rule, and also calls as short as `seconds` where they peak `logits` log-odds above the
     threshold: a quiet call clears the threshold only at its loudest, a confident one needs less length."""
     def rule(times, scores, threshold):
-        loud = _above(threshold, logits)
+        loud = _moved(threshold, logits)
         return [c for c in rules.frame_calls(times, scores, threshold, min_seconds=seconds)
                 if c[1] - c[0] >= features.MIN_CALL_SECONDS or c[2] >= loud]
     return rule
